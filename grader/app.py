@@ -1,0 +1,174 @@
+"""The learner's Django service for one run: overlay, migrate, seed, serve.
+
+The learner's project is never changed: the grader renders a settings overlay
+package (`_lab_overlay`) into the run directory that imports the learner's
+settings and points them at the run's services, and adds a readiness endpoint
+that echoes a per-run token, so the probe knows it is this app answering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import django
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from grader.errors import StageFailure
+from grader.labspec import LabSpec
+from grader.processes import RunDirectory, free_port, stop_group
+from grader.providers import Services
+from grader.providers.postgres import tail
+from grader.resources import resources
+
+OVERLAY_PACKAGE = "_lab_overlay"
+SEEDING_SCRIPT = Path(__file__).with_name("seeding.py")
+NO_REDIS_YET = "redis://127.0.0.1:1/0"
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen
+    base_url: str
+    log: Path
+
+
+class LearnerApp:
+    """One snapshot of a learner's project, prepared and served against one run's services."""
+
+    def __init__(self, lab: LabSpec, snapshot: Path, run: RunDirectory):
+        self.lab, self.snapshot, self.run = lab, snapshot, run
+        self.token = secrets.token_hex(16)
+
+    # -- the template database -------------------------------------------------------------
+
+    def migration_key(self) -> str:
+        """A hash of everything that decides the migrated schema: migration files, lab and Django versions."""
+        digest = hashlib.sha256(f"{self.lab.slug}\0{self.lab.version}\0{django.__version__}\0".encode())
+        for path in sorted(self.snapshot.rglob("migrations/*.py")):
+            digest.update(str(path.relative_to(self.snapshot)).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()[:20]
+
+    def migrate(self, database: dict[str, Any]) -> None:
+        """Apply the learner's migrations to `database` (used to build the cached template)."""
+        overlay = self.render_overlay("overlay-migrate", database, NO_REDIS_YET)
+        log = self.run.path / "migrate.log"
+        self._run_stage(
+            "migrate", [sys.executable, "-m", "django", "migrate", "--noinput"], overlay, log,
+            todo="Run `python manage.py migrate` in your workspace against a database (`lab run` gives you one) "
+                 "and fix the error it shows; `python manage.py makemigrations` after changing models.",
+        )
+
+    # -- seed and serve --------------------------------------------------------------------
+
+    def seed(self, services: Services, seed: int) -> dict[str, Any]:
+        """Load the lab's seed data through the learner's models; returns the manifest for the checks."""
+        seed_module = resources().checks_dir(self.lab.slug) / "seed.py"
+        if not seed_module.is_file():
+            return {}
+        overlay = self.render_overlay("overlay", services.database, services.redis_url)
+        output = self.run.path / "seed.json"
+        self._run_stage(
+            "seed", [sys.executable, str(SEEDING_SCRIPT), str(seed_module), str(seed), str(output)],
+            overlay, self.run.path / "seed.log",
+            todo="The lab's data could not be created through your models: keep the fields and tables the brief "
+                 "fixes (you may add fields, with defaults), and check the error above.",
+        )
+        return json.loads(output.read_text())
+
+    def serve(self, services: Services) -> RunningServer:
+        """gunicorn on a free loopback port, ready when the probe gets this run's token back."""
+        overlay = self.render_overlay("overlay", services.database, services.redis_url)
+        log = self.run.path / "server.log"
+        server = self.lab.server
+        for _attempt in range(3):
+            port = free_port()
+            command = [
+                sys.executable, "-m", "gunicorn", f"{OVERLAY_PACKAGE}.wsgi:application",
+                "--bind", f"127.0.0.1:{port}", "--workers", str(server.workers), "--threads", str(server.threads),
+                "--timeout", str(max(30, self.lab.limits.request_seconds * 2)), "--graceful-timeout", "3",
+                "--access-logfile", "-", "--error-logfile", "-", "--capture-output",
+            ]
+            process = self.run.spawn("server", command, log=log, cwd=self.snapshot, env=self.environment(overlay))
+            running = RunningServer(process, f"http://127.0.0.1:{port}", log)
+            outcome = self._wait_ready(running)
+            if outcome == "ready":
+                return running
+            stop_group(process.pid, grace=3.0)
+            if outcome != "port taken":
+                break
+        raise StageFailure(
+            "serve",
+            outcome if outcome != "port taken" else "the server could not bind a free port three times",
+            tail(log, 30),
+            todo="Serve it yourself with `lab run` (or `python manage.py check`) and fix the error in the log.",
+        )
+
+    def _wait_ready(self, server: RunningServer) -> str:
+        deadline = time.monotonic() + self.lab.limits.startup_seconds
+        url = f"{server.base_url}/__lab__/ready"
+        while time.monotonic() < deadline:
+            code = server.process.poll()
+            if code is not None:
+                text = server.log.read_text(errors="replace") if server.log.exists() else ""
+                return "port taken" if "Address already in use" in text else f"the server exited (code {code}) before it answered"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.read().decode(errors="replace") == self.token:
+                        return "ready"
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.05)
+        return f"the server did not answer {url} within {self.lab.limits.startup_seconds} s"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def render_overlay(self, name: str, database: dict[str, Any], redis_url: str) -> Path:
+        """Write the `_lab_overlay` package for these services into the run directory."""
+        root = self.run.path / name
+        package = root / OVERLAY_PACKAGE
+        package.mkdir(parents=True, exist_ok=True)
+        templates = Environment(loader=FileSystemLoader(resources().templates / "overlay"),
+                                undefined=StrictUndefined, keep_trailing_newline=True)
+        values = {"settings_module": self.lab.settings_module, "database": database,
+                  "redis_url": redis_url, "token": self.token}
+        for template in ("__init__.py", "settings.py", "urls.py", "wsgi.py"):
+            (package / template).write_text(templates.get_template(f"{template}.j2").render(values))
+        return root
+
+    def environment(self, overlay: Path) -> dict[str, str]:
+        """The environment of the learner's processes: what Django needs, nothing that names the grader."""
+        keep = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+        env = {key: os.environ[key] for key in keep if key in os.environ}
+        env.update({
+            "HOME": str(self.run.path),
+            "PYTHONPATH": os.pathsep.join([str(overlay), str(self.snapshot)]),
+            "DJANGO_SETTINGS_MODULE": f"{OVERLAY_PACKAGE}.settings",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    def _run_stage(self, stage: str, command: list[str], overlay: Path, log: Path, todo: str) -> None:
+        process = self.run.spawn(stage, command, log=log, cwd=self.snapshot, env=self.environment(overlay))
+        try:
+            code = process.wait(timeout=self.lab.limits.startup_seconds)
+        except subprocess.TimeoutExpired:
+            stop_group(process.pid, grace=2.0)
+            raise StageFailure(stage, f"{stage} did not finish within {self.lab.limits.startup_seconds} s",
+                               tail(log, 30), todo) from None
+        finally:
+            if process.poll() is None:
+                stop_group(process.pid, grace=2.0)
+        if code != 0:
+            raise StageFailure(stage, f"{stage} failed (exit code {code})", tail(log, 30), todo)

@@ -1,0 +1,197 @@
+"""What a hidden check is written with.
+
+A check is a pytest function marked with the lab.toml id it implements::
+
+    @check("no-oversell")
+    def test_no_oversell(lab, client, db):
+        \"\"\"buyers arriving together never oversell\"\"\"
+        ...
+        raise Failure("sold 13 units of 10", evidence={"stock": -3}, help="...")
+
+`Failure` is a verdict about the learner's service; `Inconclusive` says the
+check could not decide and why; any other exception is a bug in the check and
+is reported as an error. Fixtures (`lab`, `client`, `db`) come from the grader's
+pytest plugin.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+check = pytest.mark.check
+"""Mark a test function as the hidden check of one lab.toml check id."""
+
+
+class Failure(Exception):
+    """The learner's service does not behave as the brief says."""
+
+    def __init__(self, rationale: str, *, evidence: dict[str, Any] | None = None, help: str | None = None):
+        super().__init__(rationale)
+        self.rationale = rationale
+        self.evidence = evidence or {}
+        self.help = help
+
+
+class Inconclusive(Exception):
+    """The check could not decide; the evidence says why."""
+
+    def __init__(self, rationale: str, *, evidence: dict[str, Any] | None = None):
+        super().__init__(rationale)
+        self.rationale = rationale
+        self.evidence = evidence or {}
+
+
+@dataclass(frozen=True)
+class LabContext:
+    """What a check knows about the run: where the service is and what was seeded."""
+
+    lab: str
+    base_url: str
+    database: dict[str, Any]
+    redis_url: str
+    seed: int
+    seed_data: dict[str, Any]
+    request_seconds: float
+    server: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    """One HTTP answer, or the error that stood in for it."""
+
+    method: str
+    path: str
+    status: int | None
+    body: Any = None
+    text: str = ""
+    error: str | None = None
+    elapsed: float = 0.0
+
+    @property
+    def is_5xx(self) -> bool:
+        return self.status is not None and self.status >= 500
+
+    def describe(self) -> str:
+        if self.error:
+            return f"{self.method} {self.path} -> {self.error}"
+        return f"{self.method} {self.path} -> {self.status} {self.text[:200]}"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to send: method, path, JSON body and extra headers."""
+
+    method: str
+    path: str
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Client:
+    """A small HTTP client for the service under test, with a barrier-released burst."""
+
+    def __init__(self, base_url: str, timeout: float):
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.timeout = timeout
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        connection.connect()
+        return connection
+
+    @staticmethod
+    def _send(connection: http.client.HTTPConnection, call: Call) -> Reply:
+        started = time.perf_counter()
+        headers = {"Accept": "application/json", **call.headers}
+        payload = None
+        if call.json is not None:
+            payload = json.dumps(call.json).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            connection.request(call.method, call.path, body=payload, headers=headers)
+            response = connection.getresponse()
+            raw = response.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as exc:
+            return Reply(call.method, call.path, None, error=f"{type(exc).__name__}: {exc}",
+                         elapsed=time.perf_counter() - started)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        return Reply(call.method, call.path, response.status, body, raw, elapsed=time.perf_counter() - started)
+
+    def request(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None) -> Reply:
+        connection = self._connection()
+        try:
+            return self._send(connection, Call(method, path, json, headers or {}))
+        finally:
+            connection.close()
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Reply:
+        return self.request("POST", path, json=json, **kwargs)
+
+    def burst(self, calls: list[Call]) -> list[Reply]:
+        """Send every call at once: each on its own connection, opened first, released by one barrier."""
+        barrier = threading.Barrier(len(calls))
+        replies: list[Reply | None] = [None] * len(calls)
+
+        def send(index: int, call: Call) -> None:
+            try:
+                connection = self._connection()
+            except OSError as exc:
+                replies[index] = Reply(call.method, call.path, None, error=f"cannot connect: {exc}")
+                barrier.abort()
+                return
+            try:
+                barrier.wait(timeout=self.timeout)
+                replies[index] = self._send(connection, call)
+            except threading.BrokenBarrierError:
+                replies[index] = Reply(call.method, call.path, None, error="not sent: another request could not connect")
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=send, args=(i, call), daemon=True) for i, call in enumerate(calls)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(self.timeout * 2 + 5)
+        return [reply or Reply(call.method, call.path, None, error="no answer in time")
+                for reply, call in zip(replies, calls)]
+
+
+class Database:
+    """Read-mostly SQL access to the lab's database, for evidence."""
+
+    def __init__(self, params: dict[str, Any]):
+        self.connection = psycopg.connect(**params, autocommit=True, row_factory=dict_row)
+
+    def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        rows = self.query(sql, params)
+        return next(iter(rows[0].values())) if rows else None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def server_errors(replies: list[Reply]) -> list[str]:
+    """The replies that are 5xx or no answer at all, described for evidence."""
+    return [reply.describe() for reply in replies if reply.is_5xx or reply.error]

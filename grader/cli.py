@@ -1,0 +1,253 @@
+"""The `lab` command: the learner's loop (list, start, check, hint, diff, reset, status) and `verify` for authors.
+
+Exit codes: 0 every required check passes, 1 checks failed, 2 usage or environment error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from grader import __version__, catalog
+from grader.errors import LabError
+from grader.labspec import LabSpec
+from grader.pipeline import grade
+from grader.providers import PROVIDERS
+from grader.report import LiveReporter, print_summary
+from grader.resources import resources
+from grader.state import Progress
+from grader.verify import verify_lab
+from grader.workspace import BRIEF, Workspace, code_files, copy_code
+
+EXIT_OK, EXIT_CHECKS_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass
+class Context:
+    """What every command shares: where to print and the learner's progress."""
+
+    console: Console
+    progress: Progress
+
+
+class LabGroup(click.Group):
+    """A click group that turns the kit's own problems into a clear message and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LabError as problem:
+            console = Console(stderr=True)
+            console.print(f"[red bold]error:[/red bold] {escape(problem.what)}", highlight=False)
+            if problem.todo:
+                console.print(escape(problem.todo), highlight=False)
+            ctx.exit(problem.exit_code)
+
+
+provider_option = click.option(
+    "--provider", type=click.Choice(PROVIDERS, case_sensitive=False), envvar="LAB_PROVIDER", default=None,
+    help="Where PostgreSQL and Redis come from (default: $LAB_PROVIDER, else auto).",
+)
+
+
+@click.group(cls=LabGroup)
+@click.version_option(__version__, prog_name="lab")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Nexus Labs: fix broken backends, get graded by hidden checks."""
+    ctx.obj = Context(console=Console(highlight=False), progress=Progress())
+
+
+@cli.command("list")
+@click.pass_obj
+def list_labs(obj: Context) -> None:
+    """List the labs, their difficulty and your status."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("lab", "title", "difficulty", "minutes", "status"):
+        table.add_column(column)
+    for lab in catalog.load_all():
+        table.add_row(lab.slug, lab.title, lab.difficulty, str(lab.estimated_minutes), obj.progress.status(lab.slug))
+    obj.console.print(table)
+    obj.console.print("\nStart one with [bold]lab start SLUG[/bold].")
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Where to put it (default: ./SLUG).")
+@click.option("--force", is_flag=True, help="Copy the starter into a folder that is not empty.")
+@click.pass_obj
+def start(obj: Context, slug: str, directory: Path | None, force: bool) -> None:
+    """Copy a lab's starter into a new folder and show its brief."""
+    lab = catalog.load(slug)
+    target = (directory or Path.cwd() / slug).absolute()
+    workspace = Workspace.create(lab, resources().starter_dir(slug), target, force=force)
+    obj.progress.record_start(slug, workspace.root)
+    obj.console.print(f"[bold]{lab.title}[/bold] ({lab.difficulty}, about {lab.estimated_minutes} min)")
+    obj.console.print(lab.summary)
+    obj.console.print(f"\nYour workspace: [bold]{workspace.root}[/bold]  (the brief is {BRIEF} there)")
+    obj.console.print(f"Next: [bold]cd {escape(str(workspace.root))}[/bold], read the brief, fix the service, "
+                      "then [bold]lab check[/bold]. Stuck? [bold]lab hint[/bold].")
+
+
+def _workspace_lab() -> tuple[Workspace, LabSpec]:
+    workspace = Workspace.find()
+    return workspace, catalog.load(workspace.slug)
+
+
+@cli.command()
+@provider_option
+@click.option("--seed", type=int, help="Replay a run with this seed (printed by every check).")
+@click.pass_obj
+def check(obj: Context, provider: str | None, seed: int | None) -> None:
+    """Grade the workspace you are in: hidden checks against your running service."""
+    workspace, lab = _workspace_lab()
+    if workspace.version != lab.version:
+        obj.console.print(f"[yellow]note:[/yellow] this workspace was started from version {workspace.version} of "
+                          f"the lab; the checks are version {lab.version}.")
+    reporter = LiveReporter(obj.console, {c.id: c.title for c in lab.checks})
+    result = grade(lab, workspace.root, provider, seed, reporter, logs_dir=workspace.logs_dir)
+    workspace.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    payload = json.dumps(result.to_json(), indent=2) + "\n"
+    (workspace.results_dir / f"{stamp}-seed{result.seed}.json").write_text(payload)
+    latest = workspace.results_dir / "latest.json"
+    latest.write_text(payload)
+    obj.progress.record_check(lab.slug, result.score, result.max_score, result.passed)
+    print_summary(obj.console, result, str(latest.relative_to(workspace.root)))
+    raise SystemExit(EXIT_OK if result.passed else EXIT_CHECKS_FAILED)
+
+
+@cli.command()
+@click.pass_obj
+def hint(obj: Context) -> None:
+    """Show the next hint for this lab (each call reveals one more)."""
+    workspace, lab = _workspace_lab()
+    index = obj.progress.next_hint(lab.slug, len(lab.hints))
+    obj.console.print(f"[bold]Hint {index + 1} of {len(lab.hints)}[/bold]")
+    obj.console.print(escape(lab.hints[index]))
+    if index + 1 == len(lab.hints):
+        obj.console.print("\n[dim]That was the last hint. `lab diff` compares your code with the reference "
+                          "solution once you want to see one.[/dim]")
+
+
+@cli.command()
+@click.option("--stat", is_flag=True, help="Only list the files that differ.")
+@click.pass_obj
+def diff(obj: Context, stat: bool) -> None:
+    """Compare your code with the reference solution."""
+    workspace, lab = _workspace_lab()
+    solution = resources().solution_dir(lab.slug)
+    mine = {path for path in code_files(workspace.root) if path != Path(BRIEF)}
+    theirs = set(code_files(solution))
+    changed = 0
+    for relative in sorted(mine | theirs):
+        before = _lines(workspace.root / relative) if relative in mine else []
+        after = _lines(solution / relative) if relative in theirs else []
+        if before == after:
+            continue
+        changed += 1
+        if stat:
+            obj.console.print(f"  {relative}")
+            continue
+        for line in difflib.unified_diff(before, after, f"yours/{relative}", f"solution/{relative}"):
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else \
+                "cyan" if line.startswith("@@") else ""
+            obj.console.print(escape(line.rstrip("\n")), style=style, highlight=False, soft_wrap=True)
+    obj.console.print(f"\n{changed} file{'s' if changed != 1 else ''} differ from the reference solution."
+                      + (f" Why it works: {solution / 'NOTES.md'}" if (solution / "NOTES.md").is_file() else ""))
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return [f"(binary file, {path.stat().st_size} bytes)\n"]
+
+
+@cli.command()
+@click.pass_obj
+def reset(obj: Context) -> None:
+    """Put the starter back; your current files are saved in .lab/backups first."""
+    workspace, lab = _workspace_lab()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    backup = workspace.backups_dir / stamp
+    copy_code(workspace.root, backup)
+    for relative in code_files(workspace.root):
+        (workspace.root / relative).unlink()
+    for folder in sorted((p for p in workspace.root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if workspace.state_dir not in folder.parents and folder != workspace.state_dir and not any(folder.iterdir()):
+            folder.rmdir()
+    copy_code(resources().starter_dir(lab.slug), workspace.root)
+    shutil.copy2(lab.directory / BRIEF, workspace.root / BRIEF)
+    Workspace(workspace.root, lab.slug, lab.version).write_marker()
+    obj.console.print(f"The starter is back. Your previous files are in [bold]{backup}[/bold].")
+
+
+@cli.command()
+@click.pass_obj
+def status(obj: Context) -> None:
+    """Where you are: this workspace's last result, or your progress over all labs."""
+    try:
+        workspace, lab = _workspace_lab()
+    except LabError:
+        for lab in catalog.load_all():
+            entry = obj.progress.lab(lab.slug)
+            score = f"{entry['best_score']}/{entry['max_score']}" if "best_score" in entry else "-"
+            obj.console.print(f"{lab.slug:<24} {obj.progress.status(lab.slug):<12} best {score}")
+        return
+    obj.console.print(f"[bold]{lab.title}[/bold] · {lab.slug} {workspace.version} · {workspace.root}")
+    latest = workspace.results_dir / "latest.json"
+    if not latest.is_file():
+        obj.console.print("Not checked yet: run [bold]lab check[/bold].")
+    else:
+        data = json.loads(latest.read_text())
+        obj.console.print(f"Last check {data['started_at']}: score {data['score']['earned']}/{data['score']['max']}, "
+                          + ("all required checks pass." if data["passed"] else "not passing yet."))
+        for check in data["checks"]:
+            if check["status"] != "pass":
+                obj.console.print(f"  {check['status'].upper():<5} {check['id']}")
+    shown = obj.progress.lab(lab.slug).get("hints_shown", 0)
+    obj.console.print(f"Hints shown: {shown} of {len(lab.hints)}.")
+
+
+@cli.command()
+@click.argument("slugs", nargs=-1)
+@provider_option
+@click.option("--seed", type=int, help="Use this seed for every run.")
+@click.pass_obj
+def verify(obj: Context, slugs: tuple[str, ...], provider: str | None, seed: int | None) -> None:
+    """For authors: each starter fails exactly its starter_fails, each solution passes every check."""
+    labs = [catalog.load(slug) for slug in slugs] if slugs else catalog.load_all()
+    failures = 0
+    for lab in labs:
+        obj.console.print(f"[bold]verify {lab.slug}[/bold] {lab.version}")
+        verdict = verify_lab(lab, provider, seed)
+        for name, result in (("starter", verdict.starter), ("solution", verdict.solution)):
+            statuses = " ".join(f"{check.id}={check.status}" for check in result.checks)
+            took = sum(result.stages.values())
+            obj.console.print(f"  {name:<8} score {result.score}/{result.max_score} in {took:.1f}s "
+                              f"(seed {result.seed}): {statuses}")
+            if result.stage_failure:
+                obj.console.print(f"  [red]{name} {result.stage_failure.stage} failed:[/red] "
+                                  f"{escape(result.stage_failure.message)}\n{escape(result.stage_failure.log_tail)}")
+        for problem in verdict.starter_problems + verdict.solution_problems:
+            obj.console.print(f"  [red]✗[/red] {escape(problem)}")
+        if verdict.ok:
+            obj.console.print(f"  [green]✓ {lab.slug}: the starter fails exactly "
+                              f"{', '.join(sorted(lab.starter_fails))}; the solution passes all "
+                              f"{len(lab.checks)} checks[/green]")
+        failures += not verdict.ok
+    raise SystemExit(EXIT_OK if not failures else EXIT_CHECKS_FAILED)
+
+
+def main() -> None:
+    cli(prog_name="lab")

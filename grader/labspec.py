@@ -1,0 +1,248 @@
+"""lab.toml: a lab's declarative spec, parsed into a typed object.
+
+Every problem in a lab.toml is a LabSpecError that names the file, the key and
+what was expected, so an author can fix it without reading this module.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.errors import LabError
+
+FORMAT_VERSION = 1
+DIFFICULTIES = ("beginner", "intermediate", "advanced")
+SERVICES = ("postgres", "redis")
+SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+CHECK_ID_RE = SLUG_RE
+
+
+class LabSpecError(LabError):
+    """A lab.toml that does not say what the kit needs."""
+
+    def __init__(self, path: Path, key: str, problem: str):
+        self.path, self.key, self.problem = path, key, problem
+        super().__init__(f"{path}: `{key}` {problem}", "Fix that key; docs/lab-format.md describes every key.")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    title: str
+    weight: int = 1
+    required: bool = True
+    depends_on: tuple[str, ...] = ()
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class ServerShape:
+    workers: int = 2
+    threads: int = 4
+
+
+@dataclass(frozen=True)
+class Limits:
+    check_seconds: int = 240
+    startup_seconds: int = 45
+    request_seconds: int = 15
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    path: Path
+    slug: str
+    version: str
+    title: str
+    summary: str
+    difficulty: str
+    estimated_minutes: int
+    concepts: tuple[str, ...]
+    services: tuple[str, ...]
+    hints: tuple[str, ...]
+    checks: tuple[CheckSpec, ...]
+    starter_fails: frozenset[str]
+    settings_module: str
+    server: ServerShape = field(default_factory=ServerShape)
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    @property
+    def check_ids(self) -> tuple[str, ...]:
+        return tuple(check.id for check in self.checks)
+
+    def check(self, check_id: str) -> CheckSpec:
+        return next(check for check in self.checks if check.id == check_id)
+
+    @property
+    def max_score(self) -> int:
+        return sum(check.weight for check in self.checks)
+
+
+class _Reader:
+    """Typed access to one table of a lab.toml, with errors that name the key."""
+
+    def __init__(self, path: Path, table: dict[str, Any], prefix: str = ""):
+        self.path, self.table, self.prefix = path, table, prefix
+
+    def error(self, key: str, problem: str) -> LabSpecError:
+        return LabSpecError(self.path, self.prefix + key, problem)
+
+    def _get(self, key: str, default: Any, required: bool) -> Any:
+        if key not in self.table:
+            if required:
+                raise self.error(key, "is missing")
+            return default
+        return self.table[key]
+
+    def string(self, key: str, default: str | None = None, pattern: re.Pattern[str] | None = None) -> str:
+        value = self._get(key, default, default is None)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"must be a non-empty string, got {value!r}")
+        if pattern and not pattern.match(value):
+            raise self.error(key, f"must be lowercase words joined by hyphens (like 'race-conditions'), got {value!r}")
+        return value
+
+    def integer(self, key: str, default: int | None = None, minimum: int = 0) -> int:
+        value = self._get(key, default, default is None)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(key, f"must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, default, False)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key)
+        if value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def strings(self, key: str, default: list[str] | None = None) -> tuple[str, ...]:
+        value = self._get(key, default, default is None)
+        if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+            raise self.error(key, f"must be a list of non-empty strings, got {value!r}")
+        return tuple(value)
+
+    def subtable(self, key: str) -> _Reader:
+        value = self._get(key, {}, False)
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a table ([{key}]), got {value!r}")
+        return _Reader(self.path, value, f"{self.prefix}{key}.")
+
+    def known_keys(self, keys: set[str]) -> None:
+        for key in self.table:
+            if key not in keys:
+                raise self.error(key, f"is not a known key; expected one of {', '.join(sorted(keys))}")
+
+
+def load_lab(path: Path) -> LabSpec:
+    """Parse and validate one lab.toml."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise LabSpecError(path, "(file)", f"is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise LabSpecError(path, "(file)", f"cannot be read: {exc.strerror}") from None
+
+    top = _Reader(path, data)
+    top.known_keys({
+        "format_version", "slug", "version", "title", "summary", "difficulty", "estimated_minutes",
+        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "checks",
+    })
+    if top.integer("format_version", minimum=1) != FORMAT_VERSION:
+        raise top.error("format_version", f"must be {FORMAT_VERSION} (this kit reads format {FORMAT_VERSION})")
+    slug = top.string("slug", pattern=SLUG_RE)
+    if slug != path.parent.name:
+        raise top.error("slug", f"must match the lab's folder name {path.parent.name!r}, got {slug!r}")
+    services = top.strings("services")
+    for service in services:
+        if service not in SERVICES:
+            raise top.error("services", f"must only name {', '.join(SERVICES)}; got {service!r}")
+    hints = top.strings("hints")
+    if not hints:
+        raise top.error("hints", "must hold at least one hint")
+
+    checks = _read_checks(path, data.get("checks"))
+    ids = [check.id for check in checks]
+    for check in checks:
+        for dependency in check.depends_on:
+            if dependency not in ids[: ids.index(check.id)]:
+                raise LabSpecError(
+                    path, f"checks.{check.id}.depends_on",
+                    f"names {dependency!r}, which must be a check declared above {check.id!r}",
+                )
+    starter_fails = top.strings("starter_fails")
+    for check_id in starter_fails:
+        if check_id not in ids:
+            raise top.error("starter_fails", f"names {check_id!r}, which is not a check id of this lab")
+
+    app = top.subtable("app")
+    app.known_keys({"settings"})
+    server = top.subtable("server")
+    server.known_keys({"workers", "threads"})
+    limits = top.subtable("limits")
+    limits.known_keys({"check_seconds", "startup_seconds", "request_seconds"})
+    return LabSpec(
+        path=path,
+        slug=slug,
+        version=top.string("version"),
+        title=top.string("title"),
+        summary=top.string("summary"),
+        difficulty=top.choice("difficulty", DIFFICULTIES),
+        estimated_minutes=top.integer("estimated_minutes", minimum=1),
+        concepts=top.strings("concepts", []),
+        services=services,
+        hints=hints,
+        checks=tuple(checks),
+        starter_fails=frozenset(starter_fails),
+        settings_module=app.string("settings"),
+        server=ServerShape(
+            workers=server.integer("workers", ServerShape.workers, minimum=1),
+            threads=server.integer("threads", ServerShape.threads, minimum=1),
+        ),
+        limits=Limits(
+            check_seconds=limits.integer("check_seconds", Limits.check_seconds, minimum=10),
+            startup_seconds=limits.integer("startup_seconds", Limits.startup_seconds, minimum=5),
+            request_seconds=limits.integer("request_seconds", Limits.request_seconds, minimum=1),
+        ),
+    )
+
+
+def _read_checks(path: Path, raw: Any) -> list[CheckSpec]:
+    if not isinstance(raw, list) or not raw:
+        raise LabSpecError(path, "checks", "must be one or more [[checks]] tables")
+    checks: list[CheckSpec] = []
+    for index, table in enumerate(raw):
+        if not isinstance(table, dict):
+            raise LabSpecError(path, f"checks[{index}]", "must be a [[checks]] table")
+        reader = _Reader(path, table, f"checks[{index}].")
+        reader.known_keys({"id", "title", "weight", "required", "depends_on", "hint"})
+        check_id = reader.string("id", pattern=CHECK_ID_RE)
+        reader.prefix = f"checks.{check_id}."
+        if any(check.id == check_id for check in checks):
+            raise reader.error("id", "is declared twice; check ids must be unique")
+        checks.append(CheckSpec(
+            id=check_id,
+            title=reader.string("title"),
+            weight=reader.integer("weight", 1, minimum=0),
+            required=reader.boolean("required", True),
+            depends_on=reader.strings("depends_on", []),
+            hint=reader.string("hint", "") if table.get("hint", "") else "",
+        ))
+    return checks
+
+
+def lab_slugs(labs_dir: Path) -> list[str]:
+    """Slugs of the labs under labs_dir (every folder holding a lab.toml), sorted."""
+    return sorted(path.parent.name for path in labs_dir.glob("*/lab.toml"))

@@ -1,0 +1,81 @@
+"""The external provider: servers named by LAB_DATABASE_URL and LAB_REDIS_URL (e.g. CI service containers).
+
+Each run gets its own database, copied from a migrated template database that
+stays on the server, named by the lab and the migration hash.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from grader.errors import EnvironmentProblem
+from grader.labspec import LabSpec
+from grader.processes import RunDirectory
+from grader.providers import Services, TemplateRecipe
+
+
+class ExternalProvider:
+    name = "external"
+
+    def __init__(self, database_url: str, redis_url: str):
+        self.server = {key: value for key, value in conninfo_to_dict(database_url).items()
+                       if key in ("host", "port", "user", "password", "dbname")}
+        self.server.setdefault("dbname", "postgres")
+        self.redis_url = redis_url
+
+    @classmethod
+    def from_environment(cls) -> ExternalProvider:
+        database_url, redis_url = os.environ.get("LAB_DATABASE_URL"), os.environ.get("LAB_REDIS_URL")
+        if not database_url or not redis_url:
+            raise EnvironmentProblem(
+                "The external provider needs LAB_DATABASE_URL and LAB_REDIS_URL.",
+                "Set them, e.g. LAB_DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:5432/postgres "
+                "LAB_REDIS_URL=redis://127.0.0.1:6379/0, or use --provider local.",
+            )
+        try:
+            return cls(database_url, redis_url)
+        except psycopg.ProgrammingError as exc:
+            raise EnvironmentProblem(f"LAB_DATABASE_URL is not a PostgreSQL URL: {exc}",
+                                     "Use the form postgresql://USER:PASSWORD@HOST:PORT/DBNAME.") from None
+
+    def _admin(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(**self.server, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise EnvironmentProblem(f"Cannot connect to LAB_DATABASE_URL: {exc}",
+                                     "Check the URL and that the server is up.") from None
+
+    @contextmanager
+    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:
+        template = f"nl_tpl_{lab.slug.replace('-', '_')}_{recipe.key[:16]}"
+        database = f"nl_run_{secrets.token_hex(6)}"
+        with self._admin() as admin:
+            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,)).fetchone()
+            if not exists:
+                building = f"{template}_building_{secrets.token_hex(3)}"
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+                try:
+                    recipe.migrate(self._params(building))
+                    admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(building), sql.Identifier(template)))
+                except BaseException:
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(building)))
+                    raise
+            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(database), sql.Identifier(template)))
+        try:
+            yield Services(database=self._params(database), redis_url=self.redis_url, provider=self.name)
+        finally:
+            with self._admin() as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+    def _params(self, dbname: str) -> dict[str, Any]:
+        return {**self.server, "dbname": dbname}

@@ -1,0 +1,76 @@
+"""The local provider: PostgreSQL and Redis as child processes on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from grader.labspec import LabSpec
+from grader.paths import cache_dir
+from grader.processes import RunDirectory
+from grader.providers import Services, TemplateRecipe
+from grader.providers.postgres import PostgresBinaries, PostgresServer, find_postgres, initdb
+from grader.providers.redis import RedisServer, find_redis_server
+
+TEMPLATE_DB = "lab"
+
+
+class LocalProvider:
+    """PostgreSQL from a cached, migrated template cluster, and redis-server, both per run."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self.postgres = find_postgres()
+        self.redis_server = find_redis_server()
+
+    @contextmanager
+    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:
+        template = self._template_cluster(lab, run, recipe)
+        postgres = PostgresServer(self.postgres, template, run)
+        redis_server = RedisServer(self.redis_server, run)
+        with postgres, redis_server:
+            yield Services(database=postgres.params(TEMPLATE_DB), redis_url=redis_server.get_connection_url(),
+                           provider=self.name)
+
+    def _clusters(self) -> Path:
+        path = cache_dir() / "postgres"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _base_cluster(self, run: RunDirectory) -> Path:
+        """An initialised, empty cluster for this PostgreSQL version, made once."""
+        base = self._clusters() / f"pg{self.postgres.version}-base"
+        if not base.is_dir():
+            staging = run.path / "initdb-data"
+            initdb(self.postgres, staging, run.path / "initdb.log")
+            _publish(staging, base)
+        return base
+
+    def _template_cluster(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Path:
+        """A cluster whose `lab` database is migrated, cached by PostgreSQL version and migration hash."""
+        cached = self._clusters() / f"pg{self.postgres.version}-{lab.slug}-{recipe.key}"
+        if cached.is_dir():
+            return cached
+        base = self._base_cluster(run)
+        with PostgresServer(self.postgres, base, run, name="template") as server:
+            server.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+            recipe.migrate(server.params(TEMPLATE_DB))
+        _publish(run.path / "template-data", cached)
+        return cached
+
+
+def _publish(source: Path, target: Path) -> None:
+    """Copy a stopped cluster into the cache atomically, so a concurrent run never sees half of it."""
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    try:
+        shutil.copytree(source, staging / "cluster", symlinks=True)
+        try:
+            (staging / "cluster").rename(target)
+        except OSError:
+            pass  # another run published the same cluster first
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,202 @@
+"""A throwaway PostgreSQL server as a child process on a free loopback port.
+
+The server runs from a copy of a cached, initialised cluster (initdb is the slow
+part), with the privileges of the `postgres` user (or `nobody`) when the grader
+runs as root, since PostgreSQL refuses to run as root. Settings are tuned for
+tests: no fsync, short deadlock_timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from grader.errors import EnvironmentProblem
+from grader.processes import RunDirectory, free_port, stop_group
+
+SEARCH_DIRS = ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/opt/homebrew/opt/postgresql@*/bin")
+USER = "postgres"
+TEST_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "deadlock_timeout": "100ms",
+    "max_connections": "100",
+    "unix_socket_directories": "",
+    "listen_addresses": "127.0.0.1",
+}
+
+
+@dataclass(frozen=True)
+class PostgresBinaries:
+    """The folder holding initdb, postgres and pg_isready, and their major version."""
+
+    bindir: Path
+    version: str
+
+    @property
+    def major(self) -> str:
+        return self.version.split(".")[0]
+
+    def tool(self, name: str) -> str:
+        return str(self.bindir / name)
+
+
+def find_postgres() -> PostgresBinaries:
+    """PostgreSQL binaries from $LAB_PG_BINDIR, PATH or the usual install folders, newest first."""
+    candidates: list[Path] = []
+    if os.environ.get("LAB_PG_BINDIR"):
+        candidates.append(Path(os.environ["LAB_PG_BINDIR"]))
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidates.append(Path(directory))
+    for pattern in SEARCH_DIRS:
+        root = Path("/")
+        candidates.extend(sorted(root.glob(pattern.lstrip("/")), reverse=True))
+    for bindir in candidates:
+        if all((bindir / name).is_file() for name in ("initdb", "postgres", "pg_isready")):
+            output = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True).stdout
+            match = re.search(r"(\d+(?:\.\d+)?)", output)
+            if match:
+                return PostgresBinaries(bindir.resolve(), match.group(1))
+    raise EnvironmentProblem(
+        "PostgreSQL server binaries (initdb, postgres, pg_isready) were not found on PATH or under /usr/lib/postgresql.",
+        "Install them (Debian/Ubuntu: `apt-get install postgresql`; macOS: `brew install postgresql`), "
+        "set LAB_PG_BINDIR to their folder, or grade with --provider external.",
+    )
+
+
+def server_user() -> pwd.struct_passwd | None:
+    """The account the server runs as when we are root; None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    for name in (USER, "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise EnvironmentProblem("PostgreSQL refuses to run as root and there is no `postgres` or `nobody` user.",
+                             "Create a `postgres` user (`useradd --system postgres`) or run the grader as a normal user.")
+
+
+def _as_server_user(user: pwd.struct_passwd | None) -> dict:
+    if user is None:
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def _chown_tree(path: Path, user: pwd.struct_passwd | None) -> None:
+    if user is None:
+        return
+    os.chown(path, user.pw_uid, user.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+
+
+def initdb(binaries: PostgresBinaries, datadir: Path, log: Path) -> None:
+    """Create a cluster in `datadir` with trust auth on loopback and a `postgres` superuser."""
+    user = server_user()
+    datadir.mkdir(parents=True)
+    _chown_tree(datadir, user)
+    datadir.chmod(0o700)
+    command = [binaries.tool("initdb"), "-D", str(datadir), "-U", USER, "--auth=trust", "-E", "UTF8",
+               "--locale=C.UTF-8", "--no-sync", "--no-instructions"]
+    result = subprocess.run(command, capture_output=True, text=True, **_as_server_user(user))
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise EnvironmentProblem(f"initdb failed (exit {result.returncode}): {result.stderr.strip()[-500:]}",
+                                 "Check that PostgreSQL is installed correctly; `lab doctor` shows what was found.")
+
+
+def copy_cluster(source: Path, target: Path) -> None:
+    """Copy a stopped cluster, owned by the server's user with the mode PostgreSQL demands."""
+    shutil.copytree(source, target, symlinks=True)
+    _chown_tree(target, server_user())
+    target.chmod(0o700)
+
+
+class PostgresServer:
+    """A PostgreSQL server on a copy of `cluster`, as a context manager; `cluster` is left untouched."""
+
+    def __init__(self, binaries: PostgresBinaries, cluster: Path, run: RunDirectory, name: str = "postgres",
+                 startup_seconds: float = 20.0):
+        self.binaries, self.cluster, self.run, self.name = binaries, cluster, run, name
+        self.startup_seconds = startup_seconds
+        self.datadir = run.path / f"{name}-data"
+        self.log = run.path / f"{name}.log"
+        self.port: int | None = None
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> PostgresServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        copy_cluster(self.cluster, self.datadir)
+        for _attempt in range(3):  # another process may take the free port before the server binds it
+            self.port = free_port()
+            settings = {**TEST_SETTINGS, "port": str(self.port)}
+            command = [self.binaries.tool("postgres"), "-D", str(self.datadir)]
+            for key, value in settings.items():
+                command += ["-c", f"{key}={value}"]
+            self.process = self.run.spawn(self.name, command, log=self.log, **_as_server_user(server_user()))
+            if self._wait_ready():
+                return
+            self.stop()
+        raise EnvironmentProblem(f"PostgreSQL did not start: {tail(self.log)}",
+                                 "See the server log above; `lab doctor` checks the installation.")
+
+    def _wait_ready(self) -> bool:
+        """pg_isready until it answers, the server exits, or the start-up time runs out."""
+        deadline = time.monotonic() + self.startup_seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            probe = subprocess.run([self.binaries.tool("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port),
+                                    "-U", USER, "-t", "1"], capture_output=True)
+            if probe.returncode == 0:
+                return True
+            time.sleep(0.03)
+        return False
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT), then SIGKILL if it lingers."""
+        if self.process is not None and self.process.poll() is None:
+            stop_group(self.process.pid, grace=5.0, sig=signal.SIGINT)
+        self.process = None
+
+    def params(self, dbname: str = "postgres") -> dict:
+        """Connection parameters for psycopg (and Django's DATABASES)."""
+        return {"host": "127.0.0.1", "port": self.port, "user": USER, "password": "", "dbname": dbname}
+
+    def get_connection_url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{dbname}"
+
+    def execute(self, sql: str, dbname: str = "postgres") -> None:
+        with psycopg.connect(**self.params(dbname), autocommit=True) as connection:
+            connection.execute(sql)
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log file, or a note that it is empty."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.strip().splitlines()[-lines:]) or "(empty log)"

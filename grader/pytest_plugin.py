@@ -1,0 +1,140 @@
+"""The grader's pytest plugin: one JSON record per check id, never scraped from text.
+
+Loaded with `-p grader.pytest_plugin` in the hidden-checks subprocess. It reads
+the run context (`--lab-context`), orders the checks as lab.toml declares them,
+skips a check whose dependency did not pass, and appends one record per check to
+the results file as soon as the check ends, so a run cut short still reports
+what it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.checkkit import Client, Database, Failure, Inconclusive, LabContext
+
+_KEY = pytest.StashKey[dict[str, Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--lab-context", required=True, help="the run context JSON written by the grader")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "check(id): the lab.toml check id this test implements")
+    context = json.loads(Path(config.getoption("--lab-context")).read_text())
+    config.stash[_KEY] = {
+        "context": context,
+        "status": {},            # check id -> status of the checks finished so far
+        "started": {},
+        "results": Path(context["results_path"]),
+    }
+
+
+def _state(config: pytest.Config) -> dict[str, Any]:
+    return config.stash[_KEY]
+
+
+def _check_id(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("check")
+    return marker.args[0] if marker and marker.args else None
+
+
+def _write(config: pytest.Config, record: dict[str, Any]) -> None:
+    state = _state(config)
+    state["status"][record["id"]] = record["status"]
+    with state["results"].open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, default=str) + "\n")
+        handle.flush()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    declared = [check["id"] for check in _state(config)["context"]["checks"]]
+    by_id: dict[str, pytest.Item] = {}
+    for item in items:
+        check_id = _check_id(item)
+        if check_id is None or check_id not in declared or check_id in by_id:
+            problem = ("has no @check(id) marker" if check_id is None
+                       else f"implements {check_id!r}, which lab.toml does not declare" if check_id not in declared
+                       else f"implements {check_id!r} a second time")
+            raise pytest.UsageError(f"hidden check {item.nodeid} {problem}")
+        by_id[check_id] = item
+    for check_id in declared:
+        if check_id not in by_id:
+            _write(config, {"id": check_id, "status": "error", "duration": 0.0, "evidence": {}, "hint": None,
+                            "message": "no hidden check implements this id (a bug in the lab, not in your code)"})
+    items[:] = [by_id[check_id] for check_id in declared if check_id in by_id]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = _state(item.config)
+    check_id = _check_id(item)
+    spec = next(check for check in state["context"]["checks"] if check["id"] == check_id)
+    for dependency in spec.get("depends_on", []):
+        status = state["status"].get(dependency)
+        if status != "pass":
+            pytest.skip(f"needs '{dependency}', which did not pass ({status or 'not run'})")
+    state["started"][check_id] = time.perf_counter()
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    check_id = _check_id(item)
+    state = _state(item.config)
+    if check_id in state["status"] or (report.when != "call" and report.passed):
+        return
+    record: dict[str, Any] = {"id": check_id, "evidence": {}, "hint": None,
+                              "duration": round(time.perf_counter() - state["started"].get(check_id, time.perf_counter()), 3)}
+    error = call.excinfo.value if call.excinfo else None
+    if report.skipped:
+        reason = error.msg if error is not None and hasattr(error, "msg") else str(report.longrepr)
+        record.update(status="skip", message=f"skipped: {reason}")
+    elif report.passed:
+        record.update(status="pass", message=_first_line(item.obj.__doc__) or "passed")
+    elif isinstance(error, Failure):
+        record.update(status="fail", message=error.rationale, evidence=error.evidence, hint=error.help)
+    elif isinstance(error, Inconclusive):
+        record.update(status="inconclusive", message=error.rationale, evidence=error.evidence)
+    elif isinstance(error, AssertionError) and report.when == "call":
+        record.update(status="fail", message=str(error).strip().splitlines()[0] if str(error).strip() else "assertion failed")
+    else:
+        record.update(status="error", message=f"the check itself broke: {type(error).__name__}: {error}",
+                      evidence={"traceback": "".join(traceback.format_exception(error)) if error else str(report.longrepr)})
+    _write(item.config, record)
+
+
+@pytest.fixture(scope="session")
+def lab(pytestconfig: pytest.Config) -> LabContext:
+    """The run context: the service's URL, the database, Redis and the seeded data."""
+    context = _state(pytestconfig)["context"]
+    return LabContext(
+        lab=context["lab"], base_url=context["base_url"], database=context["database"],
+        redis_url=context["redis_url"], seed=context["seed"], seed_data=context["seed_data"],
+        request_seconds=context["request_seconds"], server=context.get("server", {}),
+    )
+
+
+@pytest.fixture(scope="session")
+def client(lab: LabContext) -> Client:
+    """An HTTP client for the learner's running service."""
+    return Client(lab.base_url, timeout=lab.request_seconds)
+
+
+@pytest.fixture(scope="session")
+def db(lab: LabContext):
+    """An autocommit connection to the lab's PostgreSQL database, for evidence."""
+    database = Database(lab.database)
+    yield database
+    database.close()

@@ -1,0 +1,82 @@
+"""What a learner reads in the terminal: live progress, then per-check verdicts with evidence and hints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from grader.results import RunResult
+
+STYLE = {"pass": "green", "fail": "red", "skip": "yellow", "error": "magenta", "inconclusive": "cyan"}
+LABEL = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "error": "ERROR", "inconclusive": "?"}
+STAGE_TEXT = {
+    "snapshot": "copying your project", "services": "starting PostgreSQL and Redis",
+    "migrate": "migrating a template database", "seed": "loading seed data", "serve": "starting your service",
+    "checks": "running hidden checks", "teardown": "cleaning up",
+}
+
+
+class LiveReporter:
+    """Prints each stage as it starts and each check as it finishes."""
+
+    def __init__(self, console: Console, titles: dict[str, str]):
+        self.console, self.titles = console, titles
+
+    def stage(self, name: str) -> None:
+        self.console.print(f"[dim]… {STAGE_TEXT.get(name, name)}[/dim]")
+
+    def record(self, record: dict[str, Any]) -> None:
+        status = record["status"]
+        self.console.print(Text.assemble(
+            ("  ", ""), (f"{LABEL[status]:<5}", STYLE[status]), f" {record['id']}",
+            (f"  {record.get('duration', 0):.1f}s", "dim"),
+        ))
+
+
+def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, value in evidence.items():
+        if key == "traceback":
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        if len(text) > 300:
+            text = text[:300] + "…"
+        lines.append(f"{key}: {text}")
+    return lines
+
+
+def print_summary(console: Console, result: RunResult, results_path: str | None = None) -> None:
+    console.print()
+    console.print(f"[bold]{result.lab}[/bold] {result.lab_version} · provider {result.provider} · seed {result.seed}")
+    if result.stage_failure:
+        problem = result.stage_failure
+        console.print(f"[red bold]The {problem.stage} stage failed:[/red bold] {escape(problem.message)}")
+        if problem.log_tail:
+            console.print(f"[dim]--- last lines of the {problem.stage} log ---[/dim]")
+            console.print(escape(problem.log_tail), highlight=False)
+            console.print("[dim]---[/dim]")
+        if problem.todo:
+            console.print(f"[bold]What to try:[/bold] {escape(problem.todo)}")
+        console.print()
+    for check in result.checks:
+        console.print(Text.assemble(
+            (f"  {LABEL[check.status]:<5} ", STYLE[check.status] + " bold"), (check.id, "bold"), f"  {check.title}",
+        ))
+        if check.status != "pass":
+            console.print(f"        {escape(check.message)}", highlight=False)
+            for line in _evidence_lines(check.evidence):
+                console.print(f"        [dim]{escape(line)}[/dim]", highlight=False)
+            if check.status == "error" and "traceback" in check.evidence:
+                console.print(escape(check.evidence["traceback"]), highlight=False)
+            if check.hint and check.status in ("fail", "inconclusive"):
+                console.print(f"        [cyan]hint:[/cyan] {escape(check.hint)}")
+    failed = [check for check in result.checks if check.required and not check.passed]
+    verdict = "[green bold]all required checks pass[/green bold]" if result.passed else \
+        f"[red bold]{len(failed)} required check{'s' if len(failed) != 1 else ''} not passing[/red bold]"
+    console.print()
+    console.print(f"Score {result.score}/{result.max_score} · {verdict}"
+                  + (f" · details in {results_path}" if results_path else ""))

@@ -1,0 +1,99 @@
+"""The result of one grading run, and its JSON form (schema version 1)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from grader.labspec import LabSpec
+
+SCHEMA_VERSION = 1
+STATUSES = ("pass", "fail", "skip", "error", "inconclusive")
+
+
+@dataclass
+class CheckResult:
+    id: str
+    title: str
+    status: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    hint: str | None = None
+    duration: float = 0.0
+    weight: int = 1
+    required: bool = True
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
+@dataclass
+class StageProblem:
+    """A stage of the pipeline that failed because of the learner's code."""
+
+    stage: str
+    message: str
+    log_tail: str
+    todo: str
+
+
+@dataclass
+class RunResult:
+    lab: str
+    lab_version: str
+    provider: str
+    seed: int
+    started_at: str
+    stages: dict[str, float]
+    checks: list[CheckResult]
+    stage_failure: StageProblem | None = None
+    template: str = ""
+
+    @property
+    def score(self) -> int:
+        return sum(check.weight for check in self.checks if check.passed)
+
+    @property
+    def max_score(self) -> int:
+        return sum(check.weight for check in self.checks)
+
+    @property
+    def passed(self) -> bool:
+        """True when every required check passes: the exit code 0 condition."""
+        return all(check.passed for check in self.checks if check.required)
+
+    def statuses(self) -> dict[str, str]:
+        return {check.id: check.status for check in self.checks}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "lab": self.lab,
+            "lab_version": self.lab_version,
+            "provider": self.provider,
+            "seed": self.seed,
+            "started_at": self.started_at,
+            "passed": self.passed,
+            "score": {"earned": self.score, "max": self.max_score},
+            "stages": {name: round(seconds, 3) for name, seconds in self.stages.items()},
+            "template": self.template,
+            "stage_failure": asdict(self.stage_failure) if self.stage_failure else None,
+            "checks": [asdict(check) for check in self.checks],
+        }
+
+
+def merge_records(lab: LabSpec, records: dict[str, dict[str, Any]], missing_reason: str) -> list[CheckResult]:
+    """One CheckResult per lab.toml check, in its order; a check with no record gets `missing_reason`."""
+    results = []
+    for spec in lab.checks:
+        record = records.get(spec.id)
+        if record is None:
+            record = {"status": "error", "message": missing_reason}
+        hint = record.get("hint") or (spec.hint if record["status"] in ("fail", "inconclusive") else None)
+        results.append(CheckResult(
+            id=spec.id, title=spec.title, status=record["status"], message=record.get("message", ""),
+            evidence=record.get("evidence") or {}, hint=hint or None, duration=float(record.get("duration", 0.0)),
+            weight=spec.weight, required=spec.required,
+        ))
+    return results

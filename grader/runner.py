@@ -1,0 +1,79 @@
+"""Run a lab's hidden checks: pytest in a subprocess that sees nothing of the workspace.
+
+Its working directory and rootdir are the lab's checks folder, its config file
+is the grader's (`-c`), its PYTHONPATH is the grader's import root, plugin
+autoloading is off and the cache provider is disabled: no conftest, ini file,
+plugin or module of the learner's can take part. Verdicts come from the JSON
+records the grader's plugin writes, one per check id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from grader.labspec import LabSpec
+from grader.processes import RunDirectory, stop_group
+from grader.resources import PACKAGE_DIR, resources
+
+CHECKS_INI = PACKAGE_DIR / "checks" / "pytest.ini"
+
+
+def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadline: float,
+               on_record: Callable[[dict[str, Any]], None] = lambda record: None) -> tuple[dict[str, dict], str]:
+    """Run the checks until done or `deadline` (monotonic); returns records by id and the reason any are missing."""
+    checks_dir = resources().checks_dir(lab.slug)
+    results_path = run.path / "check-results.jsonl"
+    context_path = run.path / "check-context.json"
+    context = {**context, "results_path": str(results_path),
+               "checks": [{"id": check.id, "depends_on": list(check.depends_on)} for check in lab.checks]}
+    context_path.write_text(json.dumps(context, default=str))
+    results_path.touch()
+    command = [
+        sys.executable, "-m", "pytest", str(checks_dir),
+        "-c", str(CHECKS_INI), "--rootdir", str(checks_dir), "--import-mode=importlib",
+        "-p", "grader.pytest_plugin", "-p", "no:cacheprovider", "-q", "--no-header", "-rN",
+        "--lab-context", str(context_path),
+    ]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "PYTHON", "DJANGO"))}
+    env.update({"PYTHONPATH": str(PACKAGE_DIR.parent), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                "PYTHONDONTWRITEBYTECODE": "1"})
+    log = run.path / "checks.log"
+    process = run.spawn("checks", command, log=log, cwd=checks_dir, env=env)
+    records: dict[str, dict] = {}
+    offset = 0
+    reason = "the hidden checks stopped before this one ran (see .lab/logs/checks.log)"
+    try:
+        while True:
+            finished = process.poll() is not None
+            offset = _read_new(results_path, offset, records, on_record)
+            if finished:
+                break
+            if time.monotonic() > deadline:
+                reason = f"not finished within the lab's time limit ({lab.limits.check_seconds} s)"
+                break
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            stop_group(process.pid, grace=2.0)
+    _read_new(results_path, offset, records, on_record)
+    return records, reason
+
+
+def _read_new(path: Path, offset: int, records: dict[str, dict], on_record: Callable[[dict], None]) -> int:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        chunk = handle.read()
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    for line in complete.decode().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            records[record["id"]] = record
+            on_record(record)
+    return offset + len(complete)
