@@ -1,0 +1,38 @@
+# Nexus Labs: developer and course-author tasks. `make demo` and `make test` are the quick start.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SOAK_RUNS ?= 10
+
+.PHONY: help deps venv demo test test-fast soak clean
+
+help:
+	@echo "make demo   set up, then grade the race-conditions starter and the reference fix end to end"
+	@echo "make test   set up, then run the test suite (real PostgreSQL, Redis and gunicorn)"
+	@echo "make soak   lab verify every lab $(SOAK_RUNS) times in a row"
+
+deps:
+	@scripts/install-system-deps.sh
+
+$(BIN)/lab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/lab
+
+demo: deps venv
+	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
+
+test: deps venv
+	$(BIN)/pytest
+
+test-fast: venv
+	$(BIN)/pytest -m "not slow"
+
+soak: deps venv
+	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/soak.sh $(SOAK_RUNS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the servers the local provider runs, from Debian/Ubuntu packages, when they are missing.
+set -euo pipefail
+
+missing=()
+pg_found=""
+for dir in ${LAB_PG_BINDIR:-} /usr/lib/postgresql/*/bin; do
+  [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && pg_found="$dir" && break
+done
+command -v initdb >/dev/null 2>&1 && pg_found="${pg_found:-$(dirname "$(command -v initdb)")}"
+[ -n "$pg_found" ] || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "Missing: ${missing[*]}. Install them with your package manager (macOS: brew install postgresql redis)." >&2
+  exit 2
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "Installing ${missing[*]} from the system's packages..."
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts a cluster and a redis service on install where an init system runs; the kit needs neither.
+for service in postgresql redis-server; do
+  $sudo service "$service" stop >/dev/null 2>&1 || true
+done

@@ -1,0 +1,112 @@
+"""Grading for real: PostgreSQL, Redis and gunicorn as local processes, driven through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader.labspec import load_lab
+from grader.processes import RunDirectory, runs_root
+from grader.providers.postgres import PostgresServer, find_postgres, initdb
+from grader.providers.redis import RedisServer, find_redis_server
+from grader.resources import resources
+
+from conftest import tree_digest
+
+pytestmark = pytest.mark.slow
+LAB = load_lab(resources().lab_dir("race-conditions") / "lab.toml")
+SOLUTION = resources().solution_dir("race-conditions")
+
+
+def statuses(workspace: Path) -> dict[str, str]:
+    result = json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
+    return {check["id"]: check["status"] for check in result["checks"]}
+
+
+def expected_starter_statuses() -> dict[str, str]:
+    return {check_id: "fail" if check_id in LAB.starter_fails else "pass" for check_id in LAB.check_ids}
+
+
+@pytest.fixture
+def workspace(run_lab, tmp_path: Path) -> Path:
+    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
+    return tmp_path / "race-conditions"
+
+
+def test_verify_race_conditions(run_lab):
+    result = run_lab("verify", "race-conditions", "--provider", "local")
+    assert result.exit_code == 0, result.output
+    assert "✓ race-conditions: the starter fails exactly" in result.output
+
+
+def test_check_changes_nothing_outside_dot_lab_and_ignores_planted_pytest_files(run_lab, workspace: Path):
+    # A learner's pytest configuration must not reach the hidden checks: each of these would
+    # break or short-circuit a pytest run that collected from the workspace.
+    (workspace / "conftest.py").write_text("raise SystemExit('a planted conftest was imported')\n")
+    (workspace / "pytest.ini").write_text("[pytest]\naddopts = --collect-only -p no:grader.pytest_plugin\n")
+    (workspace / "store" / "conftest.py").write_text(
+        "import pytest\n\n@pytest.hookimpl(tryfirst=True)\ndef pytest_runtest_call(item):\n    pass\n")
+    before = tree_digest(workspace)
+    runs_before = set(runs_root().glob("run-*"))
+
+    result = run_lab("check", "--provider", "local", "--seed", "7", cwd=workspace)
+
+    assert result.exit_code == 1, result.output
+    assert tree_digest(workspace) == before
+    assert statuses(workspace) == expected_starter_statuses()
+    report = json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
+    assert report["schema_version"] == 1 and report["seed"] == 7 and report["provider"] == "local"
+    assert set(report["stages"]) >= {"snapshot", "services", "seed", "serve", "checks", "teardown"}
+    oversell = next(check for check in report["checks"] if check["id"] == "no-oversell")
+    assert oversell["evidence"] and oversell["hint"]
+    assert "FAIL  no-oversell" in result.output and "seed 7" in result.output
+    assert set(runs_root().glob("run-*")) <= runs_before, "the run directory was left behind"
+    assert (workspace / ".lab" / "logs" / "server.log").is_file()
+
+
+def test_fixed_workspace_passes_and_records_progress(run_lab, workspace: Path):
+    shutil.copytree(SOLUTION, workspace, dirs_exist_ok=True, ignore=shutil.ignore_patterns("NOTES.md"))
+    result = run_lab("check", "--provider", "local", cwd=workspace)
+    assert result.exit_code == 0, result.output
+    assert "all required checks pass" in result.output
+    assert set(statuses(workspace).values()) == {"pass"}
+    assert "passed" in run_lab("list").output
+
+
+def test_a_syntax_error_is_a_failed_stage_with_the_log(run_lab, workspace: Path):
+    (workspace / "store" / "views.py").write_text("def broken(:\n")
+    result = run_lab("check", "--provider", "local", cwd=workspace)
+    assert result.exit_code == 1
+    assert "stage failed" in result.output and "SyntaxError" in result.output
+    assert set(statuses(workspace).values()) == {"skip"}
+
+
+@pytest.fixture
+def external_servers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """A PostgreSQL and a Redis that the kit did not start for the run, as CI service containers would be."""
+    run = RunDirectory.create()
+    binaries = find_postgres()
+    initdb(binaries, run.path / "cluster", run.path / "initdb.log")
+    try:
+        with PostgresServer(binaries, run.path / "cluster", run, name="external-pg") as postgres, \
+                RedisServer(find_redis_server(), run, name="external-redis") as redis_server:
+            monkeypatch.setenv("LAB_DATABASE_URL", postgres.get_connection_url())
+            monkeypatch.setenv("LAB_REDIS_URL", redis_server.get_connection_url())
+            yield postgres
+    finally:
+        run.remove()
+
+
+def test_external_provider_grades_against_given_servers(run_lab, workspace: Path, external_servers):
+    result = run_lab("check", "--provider", "external", "--seed", "11", cwd=workspace)
+    assert result.exit_code == 1, result.output
+    assert statuses(workspace) == expected_starter_statuses()
+    import psycopg
+
+    with psycopg.connect(**external_servers.params(), autocommit=True) as connection:
+        names = [row[0] for row in connection.execute("SELECT datname FROM pg_database")]
+    assert not [name for name in names if name.startswith("nl_run_")], "the run's database was not dropped"
+    assert [name for name in names if name.startswith("nl_tpl_race_conditions_")], "the template stays cached"

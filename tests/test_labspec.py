@@ -1,0 +1,81 @@
+"""lab.toml parsing: every lab loads, and every broken field names the file and the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from grader.labspec import LabSpecError, lab_slugs, load_lab
+from grader.resources import resources
+
+RACE = resources().lab_dir("race-conditions") / "lab.toml"
+
+
+def test_every_lab_loads():
+    slugs = lab_slugs(resources().labs)
+    assert "race-conditions" in slugs
+    for slug in slugs:
+        lab = load_lab(resources().lab_dir(slug) / "lab.toml")
+        assert lab.slug == slug
+        assert lab.starter_fails <= set(lab.check_ids)
+
+
+def test_race_conditions_spec_is_typed():
+    lab = load_lab(RACE)
+    assert lab.server.workers >= 2 and lab.server.threads >= 2, "a single-threaded server never shows a race"
+    assert lab.services == ("postgres", "redis")
+    assert lab.settings_module == "shop.settings"
+    assert lab.check("idempotent-concurrent").depends_on == ("idempotent-replay",)
+    assert lab.max_score == sum(check.weight for check in lab.checks)
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    folder = tmp_path / "race-conditions"
+    folder.mkdir()
+    text = RACE.read_text()
+    assert old in text, old
+    (folder / "lab.toml").write_text(text.replace(old, new, 1))
+    return folder / "lab.toml"
+
+
+@pytest.mark.parametrize(("old", "new", "key", "problem"), [
+    ('title = "Flash sale: race conditions"\n', "", "title", "is missing"),
+    ('difficulty = "intermediate"', 'difficulty = "hard"', "difficulty",
+     "must be one of beginner, intermediate, advanced; got 'hard'"),
+    ("estimated_minutes = 90", "estimated_minutes = \"ninety\"", "estimated_minutes",
+     "must be an integer >= 1, got 'ninety'"),
+    ('services = ["postgres", "redis"]', 'services = ["postgres", "mysql"]', "services",
+     "must only name postgres, redis; got 'mysql'"),
+    ('starter_fails = ["no-oversell",', 'starter_fails = ["no-overselling",', "starter_fails",
+     "names 'no-overselling', which is not a check id of this lab"),
+    ("format_version = 1", "format_version = 2", "format_version", "must be 1 (this kit reads format 1)"),
+    ('slug = "race-conditions"', 'slug = "Race_Conditions"', "slug",
+     "must be lowercase words joined by hyphens (like 'race-conditions'), got 'Race_Conditions'"),
+    ("workers = 2", "workers = 0", "server.workers", "must be an integer >= 1, got 0"),
+    ('depends_on = ["single-order"]', 'depends_on = ["no-oversell"]', "checks.idempotent-replay.depends_on",
+     "names 'no-oversell', which must be a check declared above 'idempotent-replay'"),
+    ("weight = 3", "weight = -1", "checks.no-oversell.weight", "must be an integer >= 0, got -1"),
+    ("[limits]", "colour = \"blue\"\n[limits]", "server.colour",
+     "is not a known key; expected one of threads, workers"),
+])
+def test_broken_field_names_file_and_key(tmp_path: Path, old: str, new: str, key: str, problem: str):
+    path = _broken(tmp_path, old, new)
+    with pytest.raises(LabSpecError) as caught:
+        load_lab(path)
+    assert str(caught.value.what) == f"{path}: `{key}` {problem}"
+
+
+def test_invalid_toml_is_reported_with_its_position(tmp_path: Path):
+    path = _broken(tmp_path, "format_version = 1", "format_version = = 1")
+    with pytest.raises(LabSpecError, match=re.escape(f"{path}: `(file)` is not valid TOML")):
+        load_lab(path)
+
+
+def test_duplicate_check_id(tmp_path: Path):
+    path = _broken(tmp_path, 'id = "order-validation"', 'id = "product-detail"')
+    with pytest.raises(LabSpecError) as caught:
+        load_lab(path)
+    assert caught.value.key == "checks.product-detail.id"
+    assert caught.value.problem == "is declared twice; check ids must be unique"

@@ -1,0 +1,70 @@
+"""Every lab exists in all its places, and its checks match lab.toml one to one."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from grader.labspec import lab_slugs, load_lab
+from grader.resources import resources
+from grader.workspace import code_files
+
+ROOT = Path(__file__).resolve().parent.parent
+SLUGS = lab_slugs(resources().labs)
+
+
+def hidden_check_ids(slug: str) -> list[str]:
+    """The check ids the lab's hidden test modules implement, one entry per marked function."""
+    ids = []
+    for module_path in sorted(resources().checks_dir(slug).glob("test_*.py")):
+        spec = importlib.util.spec_from_file_location(f"_parity_{slug}_{module_path.stem}".replace("-", "_"), module_path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for name, function in vars(module).items():
+            if name.startswith("test_") and callable(function):
+                marks = [mark for mark in getattr(function, "pytestmark", []) if mark.name == "check"]
+                assert len(marks) == 1, f"{module_path}:{name} must carry exactly one @check(id)"
+                ids.append(marks[0].args[0])
+    return ids
+
+
+def test_there_are_labs():
+    assert SLUGS
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_lab_has_every_place(slug: str):
+    lab_dir = resources().lab_dir(slug)
+    assert (lab_dir / "README.md").is_file(), "the brief"
+    assert (lab_dir / "starter" / "manage.py").is_file(), "a starter Django project"
+    assert resources().checks_dir(slug).is_dir(), "hidden checks in grader/checks/<slug>/"
+    assert resources().solution_dir(slug).is_dir(), "a reference solution in solutions/<slug>/"
+    assert (resources().solution_dir(slug) / "NOTES.md").is_file(), "NOTES.md on why the fix works"
+    assert (ROOT / "docs" / "labs" / f"{slug}.md").is_file(), "a page in docs/labs/"
+    assert f"labs/{slug}.md" in (ROOT / "docs" / "index.md").read_text(), "listed in docs/index.md"
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_solution_mirrors_starter(slug: str):
+    starter = set(code_files(resources().starter_dir(slug)))
+    solution = set(code_files(resources().solution_dir(slug)))
+    missing = sorted(str(path) for path in starter - solution)
+    assert not missing, f"solutions/{slug} lacks starter files: {missing}"
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_each_check_id_has_exactly_one_hidden_check(slug: str):
+    lab = load_lab(resources().lab_dir(slug) / "lab.toml")
+    implemented = hidden_check_ids(slug)
+    duplicates = sorted({check_id for check_id in implemented if implemented.count(check_id) > 1})
+    assert not duplicates, f"implemented twice: {duplicates}"
+    assert sorted(implemented) == sorted(lab.check_ids)
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_every_check_has_a_learner_message(slug: str):
+    lab = load_lab(resources().lab_dir(slug) / "lab.toml")
+    for check in lab.checks:
+        assert check.title and check.hint, f"{check.id} needs a title and a hint"
