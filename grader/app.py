@@ -71,36 +71,40 @@ class LearnerApp:
 
     # -- seed and serve --------------------------------------------------------------------
 
-    def seed(self, services: Services, seed: int) -> dict[str, Any]:
-        """Load the lab's seed data through the learner's models; returns the manifest for the checks."""
+    def seed(self, services: Services, seed: int, demo: bool = False) -> Any:
+        """Load the lab's seed data through the learner's models; returns the manifest for the checks.
+
+        With `demo`, load the small data `lab run` serves instead and return the lines to show.
+        """
         seed_module = resources().checks_dir(self.lab.slug) / "seed.py"
         if not seed_module.is_file():
             return {}
         overlay = self.render_overlay("overlay", services.database, services.redis_url)
         output = self.run.path / "seed.json"
         self._run_stage(
-            "seed", [sys.executable, str(SEEDING_SCRIPT), str(seed_module), str(seed), str(output)],
+            "seed", [sys.executable, str(SEEDING_SCRIPT), str(seed_module), "demo" if demo else "seed", str(seed),
+                   str(output)],
             overlay, self.run.path / "seed.log",
             todo="The lab's data could not be created through your models: keep the fields and tables the brief "
                  "fixes (you may add fields, with defaults), and check the error above.",
         )
         return json.loads(output.read_text())
 
-    def serve(self, services: Services) -> RunningServer:
-        """gunicorn on a free loopback port, ready when the probe gets this run's token back."""
+    def serve(self, services: Services, port: int | None = None) -> RunningServer:
+        """gunicorn on `port` (default: a free loopback port), ready when the probe gets this run's token back."""
         overlay = self.render_overlay("overlay", services.database, services.redis_url)
         log = self.run.path / "server.log"
         server = self.lab.server
-        for _attempt in range(3):
-            port = free_port()
+        for _attempt in range(3 if port is None else 1):
+            bind_port = port or free_port()
             command = [
                 sys.executable, "-m", "gunicorn", f"{OVERLAY_PACKAGE}.wsgi:application",
-                "--bind", f"127.0.0.1:{port}", "--workers", str(server.workers), "--threads", str(server.threads),
+                "--bind", f"127.0.0.1:{bind_port}", "--workers", str(server.workers), "--threads", str(server.threads),
                 "--timeout", str(max(30, self.lab.limits.request_seconds * 2)), "--graceful-timeout", "3",
                 "--access-logfile", "-", "--error-logfile", "-", "--capture-output",
             ]
             process = self.run.spawn("server", command, log=log, cwd=self.snapshot, env=self.environment(overlay))
-            running = RunningServer(process, f"http://127.0.0.1:{port}", log)
+            running = RunningServer(process, f"http://127.0.0.1:{bind_port}", log)
             outcome = self._wait_ready(running)
             if outcome == "ready":
                 return running
@@ -109,7 +113,7 @@ class LearnerApp:
                 break
         raise StageFailure(
             "serve",
-            outcome if outcome != "port taken" else "the server could not bind a free port three times",
+            outcome if outcome != "port taken" else f"port {bind_port} is taken by another program",
             tail(log, 30),
             todo="Serve it yourself with `lab run` (or `python manage.py check`) and fix the error in the log.",
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,10 +19,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from grader import __version__, catalog
-from grader.errors import LabError
+from grader.errors import LabError, StageFailure
 from grader.labspec import LabSpec
-from grader.pipeline import grade
-from grader.providers import PROVIDERS
+from grader.app import RunningServer
+from grader.pipeline import Stages, grade, prepared_service, terminate_on_sigterm
+from grader.processes import RunDirectory, port_is_free, reap_abandoned_runs
+from grader.providers import PROVIDERS, get_provider
 from grader.report import LiveReporter, print_summary
 from grader.resources import resources
 from grader.state import Progress
@@ -29,6 +32,7 @@ from grader.verify import verify_lab
 from grader.workspace import BRIEF, Workspace, code_files, copy_code
 
 EXIT_OK, EXIT_CHECKS_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_RUN_PORT = 8000
 
 
 @dataclass
@@ -46,7 +50,7 @@ class LabGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LabError as problem:
-            console = Console(stderr=True)
+            console = Console(stderr=True, soft_wrap=True)
             console.print(f"[red bold]error:[/red bold] {escape(problem.what)}", highlight=False)
             if problem.todo:
                 console.print(escape(problem.todo), highlight=False)
@@ -64,7 +68,7 @@ provider_option = click.option(
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Nexus Labs: fix broken backends, get graded by hidden checks."""
-    ctx.obj = Context(console=Console(highlight=False), progress=Progress())
+    ctx.obj = Context(console=Console(highlight=False, soft_wrap=True), progress=Progress())
 
 
 @cli.command("list")
@@ -124,6 +128,60 @@ def check(obj: Context, provider: str | None, seed: int | None) -> None:
     obj.progress.record_check(lab.slug, result.score, result.max_score, result.passed)
     print_summary(obj.console, result, str(latest.relative_to(workspace.root)))
     raise SystemExit(EXIT_OK if result.passed else EXIT_CHECKS_FAILED)
+
+
+@cli.command("run")
+@provider_option
+@click.option("--port", type=int, help="The port to serve on (default: 8000, or a free one when 8000 is taken).")
+@click.pass_obj
+def run_service(obj: Context, provider: str | None, port: int | None) -> None:
+    """Serve your code with seeded data and its own databases, to see the bug for yourself (Ctrl-C stops it)."""
+    workspace, lab = _workspace_lab()
+    chosen = get_provider(provider)
+    if port is None and port_is_free(DEFAULT_RUN_PORT):
+        port = DEFAULT_RUN_PORT
+    reporter = LiveReporter(obj.console, {})
+    with terminate_on_sigterm():
+        reap_abandoned_runs()
+        run = RunDirectory.create()
+        try:
+            with prepared_service(lab, workspace.root, chosen, run, Stages(reporter), seed=1, demo=True,
+                                  port=port) as prepared:
+                database = prepared.services.database
+                obj.console.print(f"\n[bold]Serving {lab.slug} at {prepared.server.base_url}[/bold]  (Ctrl-C stops it)")
+                for line in prepared.manifest if isinstance(prepared.manifest, list) else []:
+                    obj.console.print(f"  {escape(line)}")
+                obj.console.print(f"  database: psql -h {database['host']} -p {database['port']} -U {database['user']} "
+                                  f"{database['dbname']}\n  redis:    {prepared.services.redis_url}")
+                obj.console.print("[dim]This serves a copy of your code: stop and run again after you change it. "
+                                  "Requests are logged below.[/dim]\n")
+                _follow(obj.console, prepared.server)
+        except StageFailure as failure:
+            obj.console.print(f"[red bold]The {failure.stage} stage failed:[/red bold] {escape(failure.message)}")
+            obj.console.print(escape(failure.log_tail), highlight=False)
+            obj.console.print(f"[bold]What to try:[/bold] {escape(failure.todo)}")
+            raise SystemExit(EXIT_CHECKS_FAILED) from None
+        except KeyboardInterrupt:
+            obj.console.print("\nStopped; the databases of this run are gone.")
+        finally:
+            run.remove()
+
+
+def _follow(console: Console, server: RunningServer) -> None:
+    """Print the server's log as it grows, until the server exits."""
+    offset = 0
+    while True:
+        exited = server.process.poll() is not None
+        with server.log.open("rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+        offset += len(chunk)
+        if chunk:
+            console.out(chunk.decode(errors="replace"), end="", highlight=False)
+        if exited:
+            console.print(f"[red]The server exited (code {server.process.returncode}).[/red]")
+            raise SystemExit(EXIT_CHECKS_FAILED)
+        time.sleep(0.2)
 
 
 @cli.command()

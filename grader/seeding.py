@@ -1,9 +1,11 @@
 """Run a lab's seed function inside the learner's Django project (executed as a script, by path).
 
-usage: python seeding.py SEED_MODULE_PATH SEED OUTPUT_JSON
+usage: python seeding.py SEED_MODULE_PATH seed|demo SEED OUTPUT_JSON
 
 The seed module's `seed(rng)` uses the learner's models, so fields they added
-with defaults keep working; it returns the manifest the checks read.
+with defaults keep working; it returns the manifest the checks read. Its
+optional `demo(rng)` makes the small data `lab run` serves and returns the
+lines to show the learner (without it, `lab run` serves `seed`'s data).
 """
 
 import importlib.util
@@ -13,7 +15,7 @@ import sys
 
 
 def main() -> None:
-    module_path, seed, output = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    module_path, mode, seed, output = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     import django
 
     django.setup()
@@ -23,7 +25,8 @@ def main() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with transaction.atomic():
-        manifest = module.seed(random.Random(seed))
+        function = module.demo if mode == "demo" and hasattr(module, "demo") else module.seed
+        manifest = function(random.Random(seed))
     with open(output, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
 

@@ -110,3 +110,36 @@ def test_external_provider_grades_against_given_servers(run_lab, workspace: Path
         names = [row[0] for row in connection.execute("SELECT datname FROM pg_database")]
     assert not [name for name in names if name.startswith("nl_run_")], "the run's database was not dropped"
     assert [name for name in names if name.startswith("nl_tpl_race_conditions_")], "the template stays cached"
+
+
+def test_lab_run_serves_demo_data_until_ctrl_c(workspace: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from grader.processes import free_port
+
+    port = free_port()
+    runs_before = set(runs_root().glob("run-*"))
+    process = subprocess.Popen([sys.executable, "-m", "grader", "run", "--provider", "local", "--port", str(port)],
+                               cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 60
+        lines = []
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "(OTHER)" in line or not line:
+                break
+        assert f"Serving race-conditions at http://127.0.0.1:{port}" in "".join(lines), "".join(lines)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/products/1/", timeout=10) as response:
+            assert json.loads(response.read())["stock"] == 5
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert "Stopped; the databases of this run are gone." in output
+    assert set(runs_root().glob("run-*")) <= runs_before

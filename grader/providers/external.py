@@ -26,9 +26,10 @@ class ExternalProvider:
     name = "external"
 
     def __init__(self, database_url: str, redis_url: str):
-        self.server = {key: value for key, value in conninfo_to_dict(database_url).items()
-                       if key in ("host", "port", "user", "password", "dbname")}
-        self.server.setdefault("dbname", "postgres")
+        given = conninfo_to_dict(database_url)
+        self.server = {"host": given.get("host", "127.0.0.1"), "port": int(given.get("port", 5432)),
+                       "user": given.get("user", "postgres"), "password": given.get("password", ""),
+                       "dbname": given.get("dbname", "postgres")}
         self.redis_url = redis_url
 
     @classmethod
