@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -28,12 +29,13 @@ from grader.errors import StageFailure
 from grader.labspec import LabSpec
 from grader.processes import RunDirectory, free_port, stop_group
 from grader.providers import Services
-from grader.providers.postgres import tail
 from grader.resources import resources
 
 OVERLAY_PACKAGE = "_lab_overlay"
 SEEDING_SCRIPT = Path(__file__).with_name("seeding.py")
 NO_REDIS_YET = "redis://127.0.0.1:1/0"
+READY_ERRORS_TO_GIVE_UP = 8
+SERVER_NOISE = re.compile(r"^(\[\d{4}-\d\d-\d\d [\d:]+ [+-]\d{4}\] \[\d+\] \[(INFO|DEBUG)\]|\S+ - - \[)")
 
 
 @dataclass
@@ -64,7 +66,7 @@ class LearnerApp:
         overlay = self.render_overlay("overlay-migrate", database, NO_REDIS_YET)
         log = self.run.path / "migrate.log"
         self._run_stage(
-            "migrate", [sys.executable, "-m", "django", "migrate", "--noinput"], overlay, log,
+            "migrate", [sys.executable, "-m", "django", "migrate", "--noinput", "--skip-checks"], overlay, log,
             todo="Run `python manage.py migrate` in your workspace against a database (`lab run` gives you one) "
                  "and fix the error it shows; `python manage.py makemigrations` after changing models.",
         )
@@ -85,8 +87,9 @@ class LearnerApp:
             "seed", [sys.executable, str(SEEDING_SCRIPT), str(seed_module), "demo" if demo else "seed", str(seed),
                    str(output)],
             overlay, self.run.path / "seed.log",
-            todo="The lab's data could not be created through your models: keep the fields and tables the brief "
-                 "fixes (you may add fields, with defaults), and check the error above.",
+            todo="Your project could not be loaded, or the lab's data could not be created through your models: fix "
+                 "the error above (`python manage.py check` shows it too) and keep the fields and tables the brief "
+                 "fixes (you may add fields, with defaults).",
         )
         return json.loads(output.read_text())
 
@@ -114,13 +117,14 @@ class LearnerApp:
         raise StageFailure(
             "serve",
             outcome if outcome != "port taken" else f"port {bind_port} is taken by another program",
-            tail(log, 30),
+            self.log_excerpt(log),
             todo="Serve it yourself with `lab run` (or `python manage.py check`) and fix the error in the log.",
         )
 
     def _wait_ready(self, server: RunningServer) -> str:
         deadline = time.monotonic() + self.lab.limits.startup_seconds
         url = f"{server.base_url}/__lab__/ready"
+        errors: list[int] = []
         while time.monotonic() < deadline:
             code = server.process.poll()
             if code is not None:
@@ -130,6 +134,13 @@ class LearnerApp:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.read().decode(errors="replace") == self.token:
                         return "ready"
+            except urllib.error.HTTPError as error:
+                # Django answers, but loading the project fails (an import or URLconf error): every
+                # request, the probe included, gets the same error, so waiting longer cannot help.
+                errors.append(error.code)
+                if len(errors) >= READY_ERRORS_TO_GIVE_UP:
+                    return (f"the server started, but answers HTTP {error.code} to every request: your project "
+                            "fails when Django loads it (the traceback is in the log)")
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.05)
@@ -149,6 +160,21 @@ class LearnerApp:
         for template in ("__init__.py", "settings.py", "urls.py", "wsgi.py"):
             (package / template).write_text(templates.get_template(f"{template}.j2").render(values))
         return root
+
+    def log_excerpt(self, log: Path, limit: int = 30) -> str:
+        """What a learner needs from a log: its last traceback (else its tail), with paths as in their workspace."""
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        text = text.replace(f"{self.snapshot}{os.sep}", "").replace(str(self.run.path), "<run>")
+        lines = text.splitlines()
+        starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+        if starts:
+            lines = condense_traceback([line for line in lines[starts[-1]:] if not SERVER_NOISE.match(line)])
+        if len(lines) > limit:
+            lines = lines[:1] + ["  ..."] + lines[-(limit - 2):]
+        return "\n".join(lines).strip() or "(empty log)"
 
     def environment(self, overlay: Path) -> dict[str, str]:
         """The environment of the learner's processes: what Django needs, nothing that names the grader."""
@@ -170,9 +196,29 @@ class LearnerApp:
         except subprocess.TimeoutExpired:
             stop_group(process.pid, grace=2.0)
             raise StageFailure(stage, f"{stage} did not finish within {self.lab.limits.startup_seconds} s",
-                               tail(log, 30), todo) from None
+                               self.log_excerpt(log), todo) from None
         finally:
             if process.poll() is None:
                 stop_group(process.pid, grace=2.0)
         if code != 0:
-            raise StageFailure(stage, f"{stage} failed (exit code {code})", tail(log, 30), todo)
+            raise StageFailure(stage, f"{stage} failed (exit code {code})", self.log_excerpt(log), todo)
+
+
+def condense_traceback(lines: list[str], library_frames: int = 2) -> list[str]:
+    """A traceback with the learner's frames kept, and only the last few of Python's and Django's own."""
+    head, frames, tail = lines[:1], [], []
+    for line in lines[1:]:
+        if line.startswith("  File "):
+            frames.append([line])
+        elif line.startswith("    ") and frames and not tail:
+            frames[-1].append(line)
+        else:
+            tail.append(line)
+    def learners(frame: list[str]) -> bool:
+        return not frame[0].startswith(('  File "/', '  File "<frozen', '  File "<run>'))
+    kept = [frame for index, frame in enumerate(frames)
+            if learners(frame) or index >= len(frames) - library_frames]
+    omitted = len(frames) - len(kept)
+    body = [line for frame in kept for line in frame]
+    note = [f"  ... {omitted} frames of Python and Django left out"] if omitted else []
+    return head + note + body + tail

@@ -31,7 +31,7 @@ from grader.state import Progress
 from grader.verify import verify_lab
 from grader.workspace import BRIEF, Workspace, code_files, copy_code
 
-EXIT_OK, EXIT_CHECKS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CHECKS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_RUN_PORT = 8000
 
 
@@ -55,6 +55,10 @@ class LabGroup(click.Group):
             if problem.todo:
                 console.print(escape(problem.todo), highlight=False)
             ctx.exit(problem.exit_code)
+        except KeyboardInterrupt:
+            # Every context manager of the run has already stopped what it started.
+            Console(stderr=True).print("\nInterrupted: everything this run started has been stopped.")
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 provider_option = click.option(
@@ -110,10 +114,15 @@ def _workspace_lab() -> tuple[Workspace, LabSpec]:
 @cli.command()
 @provider_option
 @click.option("--seed", type=int, help="Replay a run with this seed (printed by every check).")
+@click.option("--time-limit", type=click.IntRange(min=10), help="Seconds for the whole check (default: the lab's).")
+@click.option("--request-timeout", type=click.IntRange(min=1),
+              help="Seconds one request of a check may take (default: the lab's).")
 @click.pass_obj
-def check(obj: Context, provider: str | None, seed: int | None) -> None:
+def check(obj: Context, provider: str | None, seed: int | None, time_limit: int | None,
+          request_timeout: int | None) -> None:
     """Grade the workspace you are in: hidden checks against your running service."""
     workspace, lab = _workspace_lab()
+    lab = lab.with_limits(check_seconds=time_limit, request_seconds=request_timeout)
     if workspace.version != lab.version:
         obj.console.print(f"[yellow]note:[/yellow] this workspace was started from version {workspace.version} of "
                           f"the lab; the checks are version {lab.version}.")

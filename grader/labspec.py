@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,14 @@ class LabSpec:
     @property
     def max_score(self) -> int:
         return sum(check.weight for check in self.checks)
+
+    def with_limits(self, check_seconds: int | None = None, request_seconds: int | None = None) -> LabSpec:
+        """This lab with some time limits replaced (None keeps lab.toml's)."""
+        return replace(self, limits=replace(
+            self.limits,
+            check_seconds=check_seconds or self.limits.check_seconds,
+            request_seconds=request_seconds or self.limits.request_seconds,
+        ))
 
 
 class _Reader:

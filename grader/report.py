@@ -56,13 +56,14 @@ def print_summary(console: Console, result: RunResult, results_path: str | None 
         problem = result.stage_failure
         console.print(f"[red bold]The {problem.stage} stage failed:[/red bold] {escape(problem.message)}")
         if problem.log_tail:
-            console.print(f"[dim]--- last lines of the {problem.stage} log ---[/dim]")
+            console.print(f"[dim]--- from the {problem.stage} log ---[/dim]")
             console.print(escape(problem.log_tail), highlight=False)
             console.print("[dim]---[/dim]")
         if problem.todo:
             console.print(f"[bold]What to try:[/bold] {escape(problem.todo)}")
         console.print()
-    for check in result.checks:
+        console.print(f"[yellow]All {len(result.checks)} checks were skipped:[/yellow] they need a running service.")
+    for check in ([] if result.stage_failure else result.checks):
         console.print(Text.assemble(
             (f"  {LABEL[check.status]:<5} ", STYLE[check.status] + " bold"), (check.id, "bold"), f"  {check.title}",
         ))

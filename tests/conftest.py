@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -45,3 +49,53 @@ def tree_digest(root: Path, skip: str = ".lab") -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file() and skip not in path.relative_to(root).parts
     }
+
+
+def run_processes() -> set[int]:
+    """Pids of live processes working in a run directory (command line or working directory under the runs root)."""
+    from grader.processes import runs_root
+
+    root = str(runs_root())
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cmdline and (root in cmdline or cwd.startswith(root)):
+            pids.add(int(proc.name))
+    return pids
+
+
+def run_dirs() -> set[Path]:
+    from grader.processes import runs_root
+
+    return set(runs_root().glob("run-*"))
+
+
+@pytest.fixture
+def no_leftovers():
+    """Fail the test if it leaves a run directory or a process of a run behind."""
+    dirs_before, pids_before = run_dirs(), run_processes()
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (run_processes() - pids_before or run_dirs() - dirs_before):
+        time.sleep(0.1)
+    assert not run_dirs() - dirs_before, "a run directory was left behind"
+    assert not run_processes() - pids_before, "a process of the run was left running"
+
+
+def overlay(fixture: Path, workspace: Path) -> dict:
+    """Copy a fixture's files over a workspace (all but variant.toml) and return its variant.toml."""
+    for path in fixture.rglob("*"):
+        if path.is_file() and path.name != "variant.toml":
+            target = workspace / path.relative_to(fixture)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return tomllib.loads((fixture / "variant.toml").read_text())
+
+
+FIXTURES = ROOT / "tests" / "fixtures"
