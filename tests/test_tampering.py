@@ -1,0 +1,119 @@
+"""Gaming the grader changes no verdict: planted start-up hooks, probing for the grader, special-cased ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from grader.labspec import load_lab
+from grader.resources import resources
+
+pytestmark = pytest.mark.slow
+LAB = load_lab(resources().lab_dir("race-conditions") / "lab.toml")
+EXPECTED = {check_id: "fail" if check_id in LAB.starter_fails else "pass" for check_id in LAB.check_ids}
+# What the learner's processes may see: what Python and Django need, and the overlay's place on sys.path.
+APP_ENVIRONMENT = {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "PYTHONPATH", "DJANGO_SETTINGS_MODULE",
+                   "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "SERVER_SOFTWARE"}
+
+FORGE_VERDICTS = '''
+import json, os, sys
+open(os.path.join({probes!r}, "{name}-%d.txt" % os.getpid()), "w").write(" ".join(sys.argv))
+if "--lab-context" in sys.argv:  # in the grader's check runner: write passing verdicts for every check
+    context = json.load(open(sys.argv[sys.argv.index("--lab-context") + 1]))
+    with open(context["results_path"], "a") as results:
+        for check in context["checks"]:
+            results.write(json.dumps({{"id": check["id"], "status": "pass", "message": "forged"}}) + "\\n")
+'''
+
+PROBE_ENVIRONMENT = '''
+
+# Looking for signs of the grader: dump the environment this process sees.
+import json as _json
+_json.dump(dict(os.environ), open(os.path.join({probes!r}, "env-%d.json" % os.getpid()), "w"))
+if os.environ.get("CI") or any(key.startswith("LAB_") for key in os.environ):
+    raise SystemExit("graded: behave")  # a learner's code must never be able to tell
+'''
+
+SPECIAL_CASED_IDS = '''
+
+# Serialise orders, but only for the ids `lab run` shows (1 to 10), as if the bug were fixed.
+import functools as _functools, json as _json
+from django.db import connection as _connection
+
+
+def _locked_for_demo_ids(view):
+    @_functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            product_id = int(_json.loads(request.body or b"{{}}").get("product"))
+        except (ValueError, TypeError, AttributeError):
+            return view(request, *args, **kwargs)
+        if product_id > 10:
+            return view(request, *args, **kwargs)
+        with _connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [product_id])
+        try:
+            return view(request, *args, **kwargs)
+        finally:
+            with _connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [product_id])
+    return wrapper
+
+
+create_order = _locked_for_demo_ids(create_order)
+'''
+
+
+@pytest.fixture
+def workspace(run_lab, tmp_path: Path) -> Path:
+    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
+    return tmp_path / "race-conditions"
+
+
+def verdicts(workspace: Path) -> dict[str, dict]:
+    result = json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
+    return {check["id"]: check for check in result["checks"]}
+
+
+def test_start_up_hooks_and_grader_probes_change_no_verdict(run_lab, workspace: Path, tmp_path: Path, monkeypatch):
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    for name in ("sitecustomize", "usercustomize"):
+        (workspace / f"{name}.py").write_text(FORGE_VERDICTS.format(probes=str(probes), name=name))
+        (workspace / "store" / f"{name}.py").write_text(FORGE_VERDICTS.format(probes=str(probes), name=name))
+    pth = f"import os; open(os.path.join({str(probes)!r}, 'pth-%d.txt' % os.getpid()), 'w').write('pth')\n"
+    (workspace / "zz-grader.pth").write_text(pth)
+    settings = workspace / "shop" / "settings.py"
+    settings.write_text(settings.read_text() + PROBE_ENVIRONMENT.format(probes=str(probes)))
+    # The grader's own environment carries markers a learner's code could look for.
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("LAB_PROVIDER", "local")
+
+    result = run_lab("check", "--seed", "5", cwd=workspace)
+
+    assert result.exit_code == 1, result.output
+    checks = verdicts(workspace)
+    assert {check_id: check["status"] for check_id, check in checks.items()} == EXPECTED
+    assert not [check for check in checks.values() if check["message"] == "forged"]
+    hooks = [path for path in probes.iterdir() if not path.name.startswith("env-")]
+    assert [path for path in hooks if path.name.startswith("sitecustomize-")], \
+        "the planted sitecustomize.py should run in the learner's own processes (else this test proves nothing)"
+    assert not [path for path in hooks if "--lab-context" in path.read_text()], \
+        "a learner's start-up hook ran inside the grader's check runner"
+    assert not [path for path in hooks if path.name.startswith("pth-")], "a .pth file in the workspace was processed"
+    environments = [json.loads(path.read_text()) for path in probes.glob("env-*.json")]
+    assert environments, "the learner's settings were never imported"
+    for environment in environments:
+        assert set(environment) <= APP_ENVIRONMENT, sorted(set(environment) - APP_ENVIRONMENT)
+        assert environment["DJANGO_SETTINGS_MODULE"] == "_lab_overlay.settings"
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_a_view_that_special_cases_seen_ids_still_fails(seed: int, run_lab, workspace: Path):
+    views = workspace / "store" / "views.py"
+    views.write_text(views.read_text() + SPECIAL_CASED_IDS)
+    result = run_lab("check", "--provider", "local", "--seed", str(seed), cwd=workspace)
+    assert result.exit_code == 1, result.output
+    assert verdicts(workspace)["no-oversell"]["status"] == "fail"
