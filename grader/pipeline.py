@@ -127,7 +127,7 @@ def grade(lab: LabSpec, source: Path, provider_name: str | None = None, seed: in
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     stages = Stages(reporter)
     records: dict[str, dict] = {}
-    missing = "not run"
+    missing: dict[str, str] = {"status": "error", "message": "not run"}
     failure: StageProblem | None = None
     template = ""
     teardown_started: float | None = None
@@ -149,8 +149,8 @@ def grade(lab: LabSpec, source: Path, provider_name: str | None = None, seed: in
                     teardown_started = time.perf_counter()
             except StageFailure as exc:
                 failure = StageProblem(exc.stage, exc.message, exc.log_tail, exc.todo)
-                missing = f"skipped: the service could not be prepared (the {exc.stage} stage failed)"
-                records = {check.id: {"status": "skip", "message": missing} for check in lab.checks}
+                missing = {"status": "skip",
+                           "message": f"skipped: the service could not be prepared (the {exc.stage} stage failed)"}
         finally:
             teardown_started = teardown_started or time.perf_counter()
             if logs_dir is not None:

@@ -83,13 +83,13 @@ class RunResult:
         }
 
 
-def merge_records(lab: LabSpec, records: dict[str, dict[str, Any]], missing_reason: str) -> list[CheckResult]:
-    """One CheckResult per lab.toml check, in its order; a check with no record gets `missing_reason`."""
+def merge_records(lab: LabSpec, records: dict[str, dict[str, Any]], missing: dict[str, str]) -> list[CheckResult]:
+    """One CheckResult per lab.toml check, in its order; a check with no record gets the `missing` record."""
     results = []
     for spec in lab.checks:
         record = records.get(spec.id)
         if record is None:
-            record = {"status": "error", "message": missing_reason}
+            record = missing
         hint = record.get("hint") or (spec.hint if record["status"] in ("fail", "inconclusive") else None)
         results.append(CheckResult(
             id=spec.id, title=spec.title, status=record["status"], message=record.get("message", ""),

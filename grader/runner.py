@@ -26,8 +26,11 @@ CHECKS_INI = PACKAGE_DIR / "checks" / "pytest.ini"
 
 
 def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadline: float,
-               on_record: Callable[[dict[str, Any]], None] = lambda record: None) -> tuple[dict[str, dict], str]:
-    """Run the checks until done or `deadline` (monotonic); returns records by id and the reason any are missing."""
+               on_record: Callable[[dict[str, Any]], None] = lambda record: None) -> tuple[dict[str, dict], dict]:
+    """Run the checks until done or `deadline` (monotonic).
+
+    Returns the records by check id, and the record that stands in for a check that has none.
+    """
     checks_dir = resources().checks_dir(lab.slug)
     results_path = run.path / "check-results.jsonl"
     context_path = run.path / "check-context.json"
@@ -48,7 +51,7 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
     process = run.spawn("checks", command, log=log, cwd=checks_dir, env=env)
     records: dict[str, dict] = {}
     offset = 0
-    reason = "the hidden checks stopped before this one ran (see .lab/logs/checks.log)"
+    missing = {"status": "error", "message": "the hidden checks stopped before this one ran (see .lab/logs/checks.log)"}
     try:
         while True:
             finished = process.poll() is not None
@@ -56,14 +59,15 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
             if finished:
                 break
             if time.monotonic() > deadline:
-                reason = f"not finished within the lab's time limit ({lab.limits.check_seconds} s)"
+                missing = {"status": "fail", "message": f"not finished within the time limit ({lab.limits.check_seconds} s): "
+                                                         "the service answered too slowly or stopped answering"}
                 break
             time.sleep(0.1)
     finally:
         if process.poll() is None:
             stop_group(process.pid, grace=2.0)
     _read_new(results_path, offset, records, on_record)
-    return records, reason
+    return records, missing
 
 
 def _read_new(path: Path, offset: int, records: dict[str, dict], on_record: Callable[[dict], None]) -> int:
