@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from grader import __version__, catalog
+from grader.doctor import diagnose
 from grader.errors import LabError, StageFailure
 from grader.labspec import LabSpec
 from grader.app import RunningServer
@@ -284,6 +285,51 @@ def status(obj: Context) -> None:
                 obj.console.print(f"  {check['status'].upper():<5} {check['id']}")
     shown = obj.progress.lab(lab.slug).get("hints_shown", 0)
     obj.console.print(f"Hints shown: {shown} of {len(lab.hints)}.")
+
+
+@cli.command()
+@provider_option
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_obj
+def doctor(obj: Context, provider: str | None, as_json: bool) -> None:
+    """What this machine offers for grading (servers, engine), and what `lab check` would use and why."""
+    found = diagnose(provider)
+    if as_json:
+        obj.console.out(json.dumps(found.to_json(), indent=2), highlight=False)
+        raise SystemExit(EXIT_OK if found.usable else EXIT_USAGE)
+    console = obj.console
+    console.print(f"[bold]lab doctor[/bold] · nexus-labs {found.kit} · Python {found.python} · {found.machine}")
+    for title, candidates, missing in (
+            ("PostgreSQL", found.postgres, "none found (initdb, postgres and pg_isready in one folder)"),
+            ("Redis", found.redis, "no redis-server found")):
+        console.print(f"\n[bold]{title}[/bold] for the local provider (LAB_BINARIES={found.binaries_policy})")
+        for candidate in candidates:
+            mark = "[green]→[/green]" if found.chosen(candidate) else " "
+            version = candidate.version or "[red]does not run[/red]"
+            console.print(f"  {mark} {version:<8} {escape(str(candidate.path))}  [dim]{escape(candidate.source)}[/dim]")
+        if not candidates:
+            console.print(f"    [yellow]{missing}[/yellow]")
+    if found.server_user:
+        console.print(f"  [dim]You are root: PostgreSQL runs as the user {escape(found.server_user)}.[/dim]")
+    engine = found.engine
+    console.print("\n[bold]Docker engine[/bold]")
+    console.print(f"    {'[green]answers[/green]' if engine.reachable else '[yellow]not reachable[/yellow]'} at "
+                  f"{escape(engine.host)}: {escape(engine.detail)}")
+    console.print("\n[bold]External servers[/bold]")
+    console.print("    " + ", ".join(f"{name} {'set' if given else 'not set'}" for name, given in found.external.items()))
+    console.print(f"\n[dim]Cache of initialised and migrated clusters: {escape(found.cache)} (safe to delete)[/dim]")
+    console.print()
+    if found.usable:
+        console.print(f"[green bold]lab check would use the {found.provider} provider[/green bold] "
+                      f"({escape(found.reason)}):")
+        for service, description in found.servers.items():
+            console.print(f"    {service}: {escape(description)}")
+        raise SystemExit(EXIT_OK)
+    console.print(f"[red bold]lab check cannot grade here[/red bold] with the {found.provider or 'chosen'} provider "
+                  f"({escape(found.reason or 'no provider')}): {escape(found.problem)}")
+    if found.todo:
+        console.print(f"[bold]What to do:[/bold] {escape(found.todo)}")
+    raise SystemExit(EXIT_USAGE)
 
 
 @cli.command()

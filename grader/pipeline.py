@@ -160,7 +160,7 @@ def grade(lab: LabSpec, source: Path, provider_name: str | None = None, seed: in
     return RunResult(
         lab=lab.slug, lab_version=lab.version, provider=provider.name, seed=seed, started_at=started_at,
         stages=stages.durations, checks=merge_records(lab, records, missing), stage_failure=failure,
-        template=template,
+        template=template, servers=provider.servers(),
     )
 
 

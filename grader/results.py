@@ -49,6 +49,7 @@ class RunResult:
     checks: list[CheckResult]
     stage_failure: StageProblem | None = None
     template: str = ""
+    servers: dict[str, str] = field(default_factory=dict)
 
     @property
     def score(self) -> int:
@@ -78,6 +79,7 @@ class RunResult:
             "score": {"earned": self.score, "max": self.max_score},
             "stages": {name: round(seconds, 3) for name, seconds in self.stages.items()},
             "template": self.template,
+            "servers": self.servers,
             "stage_failure": asdict(self.stage_failure) if self.stage_failure else None,
             "checks": [asdict(check) for check in self.checks],
         }

@@ -23,6 +23,7 @@ def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("LAB_STATE_DIR", str(state))
     monkeypatch.setenv("LAB_CACHE_DIR", str(_shared_cache(tmp_path_factory)))
     monkeypatch.delenv("LAB_PROVIDER", raising=False)
+    monkeypatch.delenv("LAB_BINARIES", raising=False)
     return state
 
 

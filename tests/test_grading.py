@@ -92,7 +92,7 @@ def external_servers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     initdb(binaries, run.path / "cluster", run.path / "initdb.log")
     try:
         with PostgresServer(binaries, run.path / "cluster", run, name="external-pg") as postgres, \
-                RedisServer(find_redis_server(), run, name="external-redis") as redis_server:
+                RedisServer(str(find_redis_server().path), run, name="external-redis") as redis_server:
             monkeypatch.setenv("LAB_DATABASE_URL", postgres.get_connection_url())
             monkeypatch.setenv("LAB_REDIS_URL", redis_server.get_connection_url())
             yield postgres

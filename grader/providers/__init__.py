@@ -8,7 +8,7 @@ Each yields `Services` for one run and removes what it made afterwards.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,27 +40,36 @@ class TemplateRecipe:
 class Provider(Protocol):
     name: str
 
+    def servers(self) -> dict[str, str]:
+        """What serves each service, in words (kept in the result: which PostgreSQL graded this run)."""
+        ...
+
     def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> AbstractContextManager[Services]:
         ...
 
 
+def resolve(name: str | None) -> tuple[str, str]:
+    """The provider `name` (or $LAB_PROVIDER, or auto) stands for, and why, in words."""
+    given = name or os.environ.get("LAB_PROVIDER")
+    chosen = (given or "auto").strip().lower()
+    if chosen not in PROVIDERS:
+        raise UsageProblem(f"Unknown provider {chosen!r}.", f"Use one of: {', '.join(PROVIDERS)}.")
+    asked = f"--provider or LAB_PROVIDER says {chosen}" if given else "no --provider or LAB_PROVIDER, so auto"
+    if chosen == "auto":
+        return "local", f"{asked}, which means local in this version of the kit; the docker provider comes later"
+    return chosen, asked
+
+
 def get_provider(name: str | None) -> Provider:
     """The provider called `name` (or $LAB_PROVIDER, or auto)."""
-    name = (name or os.environ.get("LAB_PROVIDER") or "auto").strip().lower()
-    if name not in PROVIDERS:
-        raise UsageProblem(f"Unknown provider {name!r}.", f"Use one of: {', '.join(PROVIDERS)}.")
-    if name == "docker":
+    chosen, _reason = resolve(name)
+    if chosen == "docker":
         raise UsageProblem("The docker provider is not available in this version of the kit yet.",
                            "Use --provider local (PostgreSQL and Redis as local processes) or --provider external.")
-    if name == "external":
+    if chosen == "external":
         from grader.providers.external import ExternalProvider
 
         return ExternalProvider.from_environment()
     from grader.providers.local import LocalProvider
 
     return LocalProvider()
-
-
-def describe(services: Services) -> Iterator[str]:
-    yield f"postgres {services.database['host']}:{services.database['port']}/{services.database['dbname']}"
-    yield f"redis {services.redis_url}"

@@ -47,6 +47,10 @@ class ExternalProvider:
             raise EnvironmentProblem(f"LAB_DATABASE_URL is not a PostgreSQL URL: {exc}",
                                      "Use the form postgresql://USER:PASSWORD@HOST:PORT/DBNAME.") from None
 
+    def servers(self) -> dict[str, str]:
+        return {"postgres": f"LAB_DATABASE_URL ({self.server['host']}:{self.server['port']})",
+                "redis": "LAB_REDIS_URL"}
+
     def _admin(self) -> psycopg.Connection:
         try:
             return psycopg.connect(**self.server, autocommit=True, connect_timeout=10)

