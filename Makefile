@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SOAK_RUNS ?= 10
+BENCH_RUNS ?= 5
 
-.PHONY: help deps venv demo test test-fast soak clean
+.PHONY: help deps venv demo test test-fast lint soak bench clean
 
 help:
 	@echo "make demo   set up, then grade the race-conditions starter and the reference fix end to end"
 	@echo "make test   set up, then run the test suite (real PostgreSQL, Redis and gunicorn)"
 	@echo "make soak   lab verify every lab $(SOAK_RUNS) times in a row"
+	@echo "make bench  lab check on each starter and solution, $(BENCH_RUNS) runs each: medians, stages, machine"
 
 deps:
 	@scripts/install-system-deps.sh
@@ -25,7 +27,7 @@ venv: $(BIN)/lab
 demo: deps venv
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
 
-test: deps venv
+test: deps venv lint
 	$(BIN)/pytest
 
 test-fast: venv
@@ -33,6 +35,12 @@ test-fast: venv
 
 soak: deps venv
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/soak.sh $(SOAK_RUNS)
+
+bench: deps venv
+	$(BIN)/python scripts/bench.py --runs $(BENCH_RUNS) $(LABS)
+
+lint: venv
+	$(BIN)/ruff check grader tests scripts
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

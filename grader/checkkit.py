@@ -170,7 +170,7 @@ class Client:
         for thread in threads:
             thread.join(self.timeout * 2 + 5)
         return [reply or Reply(call.method, call.path, None, error="no answer in time")
-                for reply, call in zip(replies, calls)]
+                for reply, call in zip(replies, calls, strict=True)]
 
 
 class Database:

@@ -19,10 +19,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from grader import __version__, catalog
+from grader.app import RunningServer
 from grader.doctor import diagnose
 from grader.errors import LabError, StageFailure
 from grader.labspec import LabSpec
-from grader.app import RunningServer
 from grader.pipeline import Stages, grade, prepared_service, terminate_on_sigterm
 from grader.processes import RunDirectory, port_is_free, reap_abandoned_runs
 from grader.providers import PROVIDERS, get_provider

@@ -53,6 +53,13 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class BenchTargets:
+    """What `make bench` holds this lab to; None means no target."""
+
+    solution_seconds: int | None = None  # median of warm `lab check` runs on the reference solution
+
+
+@dataclass(frozen=True)
 class LabSpec:
     path: Path
     slug: str
@@ -69,6 +76,7 @@ class LabSpec:
     settings_module: str
     server: ServerShape = field(default_factory=ServerShape)
     limits: Limits = field(default_factory=Limits)
+    bench: BenchTargets = field(default_factory=BenchTargets)
 
     @property
     def directory(self) -> Path:
@@ -166,7 +174,7 @@ def load_lab(path: Path) -> LabSpec:
     top = _Reader(path, data)
     top.known_keys({
         "format_version", "slug", "version", "title", "summary", "difficulty", "estimated_minutes",
-        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "checks",
+        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "checks",
     })
     if top.integer("format_version", minimum=1) != FORMAT_VERSION:
         raise top.error("format_version", f"must be {FORMAT_VERSION} (this kit reads format {FORMAT_VERSION})")
@@ -201,6 +209,8 @@ def load_lab(path: Path) -> LabSpec:
     server.known_keys({"workers", "threads"})
     limits = top.subtable("limits")
     limits.known_keys({"check_seconds", "startup_seconds", "request_seconds"})
+    bench = top.subtable("bench")
+    bench.known_keys({"solution_seconds"})
     return LabSpec(
         path=path,
         slug=slug,
@@ -224,6 +234,7 @@ def load_lab(path: Path) -> LabSpec:
             startup_seconds=limits.integer("startup_seconds", Limits.startup_seconds, minimum=5),
             request_seconds=limits.integer("request_seconds", Limits.request_seconds, minimum=1),
         ),
+        bench=BenchTargets(solution_seconds=bench.integer("solution_seconds", 0) or None),
     )
 
 

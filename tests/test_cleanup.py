@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_dirs, run_processes
 from grader.resources import resources
+
+from conftest import run_dirs, run_processes
 
 pytestmark = pytest.mark.slow
 SOLUTION = resources().solution_dir("race-conditions")

@@ -185,7 +185,7 @@ class Expect:
             raise Inconclusive(f"round {round_number}: the {len(replies)} {what} could not all be connected before "
                                f"they were released, so nothing was sent ({unsent[0].error})",
                                evidence={"round": round_number, "requests": len(replies), "unsent": len(unsent)})
-        broken = [(call, reply) for call, reply in zip(calls, replies) if reply.is_5xx or reply.error]
+        broken = [(call, reply) for call, reply in zip(calls, replies, strict=True) if reply.is_5xx or reply.error]
         if broken:
             first = broken[0][1]
             answer = first.error if first.error else f"{first.status}"
@@ -199,7 +199,7 @@ class Expect:
     def only_statuses(cls, calls: list[Call], replies: list[Reply], allowed: tuple[int, ...], what: str,
                       round_number: int, *, help: str | None = None) -> None:
         """Every reply of a burst has one of the allowed statuses."""
-        odd = [(call, reply) for call, reply in zip(calls, replies) if reply.status not in allowed]
+        odd = [(call, reply) for call, reply in zip(calls, replies, strict=True) if reply.status not in allowed]
         if odd:
             allowed_text = " or ".join(str(status) for status in allowed)
             raise Failure(f"{len(odd)} of {len(replies)} {what} sent together answered {odd[0][1].status} "

@@ -159,7 +159,7 @@ def test_transfers_conserve_money(client, ledger, expect, seeded):
         expect.only_statuses(calls, replies, (201, 409), what, number, help=CONTRACT)
         after = {source: ledger.balance(source), target: ledger.balance(target)}
         rows = ledger.transfers_after(last_transfer, (source, target))
-        accepted = [(reply, amount) for reply, amount in zip(replies, amounts) if reply.status == 201]
+        accepted = [(reply, amount) for reply, amount in zip(replies, amounts, strict=True) if reply.status == 201]
         problems = []
         moved_rows = sum(row["amount"] for row in rows)
         moved_replies = sum(amount for _, amount in accepted)
@@ -187,7 +187,7 @@ def test_transfers_conserve_money(client, ledger, expect, seeded):
         elif {reply.body.get("id") if isinstance(reply.body, dict) else None for reply, _ in accepted} != {
                 row["id"] for row in rows}:
             problems.append("the ids in the 201 answers are not the ids of the transfers in store_transfer")
-        refused = [amount for reply, amount in zip(replies, amounts) if reply.status == 409]
+        refused = [amount for reply, amount in zip(replies, amounts, strict=True) if reply.status == 409]
         if not problems and refused and after[source] >= min(refused):
             problems.append(f"a transfer of {min(refused)} was refused for insufficient funds (409), yet the source "
                             f"still holds {after[source]}")
@@ -212,7 +212,7 @@ def test_transfers_no_5xx(client, ledger, expect, seeded):
                    for amount in role["a_to_b"]]
         backward = [Call("POST", "/api/transfers/", {"source": b, "target": a, "amount": amount})
                     for amount in role["b_to_a"]]
-        calls = [call for pair in zip(forward, backward) for call in pair]
+        calls = [call for pair in zip(forward, backward, strict=True) for call in pair]
         replies = client.burst(calls)
         what = f"transfers between two wallets ({len(forward)} each way)"
         expect.burst_answered(calls, replies, what, number, help=help)
