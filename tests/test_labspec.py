@@ -29,6 +29,7 @@ def test_race_conditions_spec_is_typed():
     assert lab.settings_module == "shop.settings"
     assert lab.check("idempotent-concurrent").depends_on == ("idempotent-replay",)
     assert lab.max_score == sum(check.weight for check in lab.checks)
+    assert lab.bench.solution_seconds == 15
 
 
 def _broken(tmp_path: Path, old: str, new: str) -> Path:
@@ -57,6 +58,8 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ('depends_on = ["single-order"]', 'depends_on = ["no-oversell"]', "checks.idempotent-replay.depends_on",
      "names 'no-oversell', which must be a check declared above 'idempotent-replay'"),
     ("weight = 3", "weight = -1", "checks.no-oversell.weight", "must be an integer >= 0, got -1"),
+    ("solution_seconds = 15", "solution_seconds = 1.5", "bench.solution_seconds",
+     "must be an integer >= 0, got 1.5"),
     ("[limits]", "colour = \"blue\"\n[limits]", "server.colour",
      "is not a known key; expected one of threads, workers"),
 ])
