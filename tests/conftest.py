@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,17 @@ from click.testing import CliRunner
 from grader.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_runs_root() -> Iterator[Path]:
+    """This session's run directories, apart from any other grader on the machine, so leftovers are ours."""
+    root = Path(tempfile.mkdtemp(prefix="nexus-labs-test-runs-"))
+    root.chmod(0o711)  # the PostgreSQL server's user must reach its data folder inside
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAB_RUNS_DIR", str(root))
+        yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
