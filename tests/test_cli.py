@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from grader import catalog
 from grader.resources import resources
 from grader.workspace import code_files
 
@@ -26,7 +27,7 @@ def test_start_copies_starter_brief_and_marker(run_lab, tmp_path: Path):
     assert set(code_files(STARTER)) | {Path("README.md")} == set(code_files(workspace))
     assert (workspace / "README.md").read_text() == (resources().lab_dir("race-conditions") / "README.md").read_text()
     marker = json.loads((workspace / ".lab" / "lab.json").read_text())
-    assert marker["slug"] == "race-conditions" and marker["version"] == "1.0.0"
+    assert marker == {**marker, "slug": "race-conditions", "version": catalog.load("race-conditions").version}
     assert "started" in run_lab("list").output
 
 

@@ -67,11 +67,28 @@ def seed(rng: random.Random) -> dict[str, Any]:
                                  "topup": rng.randint(500, 5_000), "transfer": rng.randint(1_000, 20_000)}
 
     # Concurrent checks: one set of fresh rows per round.
-    manifest["no_oversell"] = [
-        {"product": product(rng.randint(5, 12)), "buyers": rng.randint(36, 44)} for _ in range(ROUNDS)]
-    manifest["idempotent_concurrent"] = [
-        {"product": product(rng.randint(200, 400)), "quantity": rng.randint(1, 3), "key": key(),
-         "duplicates": rng.randint(8, 10)} for _ in range(ROUNDS)]
+    # Every buyer of a round orders the same quantity: 1 unit in the first round, then 1, 2, 3 and 2 or 3 units
+    # in a shuffled order. A round of 2 or 3 units starts from a stock that is not a multiple of the quantity
+    # (5 to 11 units), so the last units left are fewer than one order: a guard that only asks "is any stock
+    # left?" sells them anyway and takes the stock below 0.
+    oversell = []
+    for quantity in [1] + rng.sample([1, 2, 3, rng.choice((2, 3))], ROUNDS - 1):
+        if quantity == 1:
+            stock = rng.randint(5, 12)
+        else:
+            stock = quantity * rng.randint(2, 4 if quantity == 2 else 3) + rng.randint(1, quantity - 1)
+        oversell.append({"product": product(stock), "quantity": quantity, "buyers": rng.randint(36, 44)})
+    manifest["no_oversell"] = oversell
+    # The duplicates of one key send one identical body in rounds 1 and 3. In rounds 2, 4 and 5 they name two
+    # or three different in-stock products, each in at least 3 of the duplicates: the brief promises one order
+    # per key whatever the body says, which a lock on the product alone cannot give.
+    concurrent = []
+    for number in range(1, ROUNDS + 1):
+        kinds = 1 if number in (1, 3) else rng.choice((2, 2, 3))
+        concurrent.append({"orders": [{"product": product(rng.randint(200, 400)), "quantity": rng.randint(1, 3)}
+                                      for _ in range(kinds)],
+                           "key": key(), "duplicates": rng.randint(max(8, 3 * kinds), 10)})
+    manifest["idempotent_concurrent"] = concurrent
     manifest["topup_no_lost_update"] = [
         {"wallet": wallet(rng.randint(0, 20_000)),
          "amounts": [rng.randint(100, 9_999) for _ in range(rng.randint(16, 20))]} for _ in range(ROUNDS)]

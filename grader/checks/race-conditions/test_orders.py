@@ -139,13 +139,15 @@ def test_no_oversell(client, ledger, expect, seeded):
     help = ("Two buyers can read the same stock before either writes it back. What makes the second one see the "
             "first one's purchase?")
     for number, role in enumerate(seeded["no_oversell"][:ROUNDS], start=1):
-        product, buyers = role["product"], role["buyers"]
+        product, buyers, quantity = role["product"], role["buyers"], role["quantity"]
+        units = f"{quantity} unit{'s' if quantity > 1 else ''}"
         initial = ledger.stock(product["id"])
         last_charge = ledger.last_id("payments_charge")
-        calls = [Call("POST", "/api/orders/", {"product": product["id"], "quantity": 1})] * buyers
+        sent = {"product": product["id"], "quantity": quantity}
+        calls = [Call("POST", "/api/orders/", sent)] * buyers
         replies = client.burst(calls)
         expect.burst_answered(calls, replies, "orders", number)
-        expect.only_statuses(calls, replies, (201, 409), "orders for one unit each", number, help=CONTRACT)
+        expect.only_statuses(calls, replies, (201, 409), f"orders for {units} each", number, help=CONTRACT)
         stock = ledger.stock(product["id"])
         orders = ledger.orders_for(product["id"])
         charges = ledger.charges_after(last_charge)
@@ -161,17 +163,27 @@ def test_no_oversell(client, ledger, expect, seeded):
             problems.append(f"the orders add up to {sold} units but stock went down by {initial - stock}")
         if accepted != len(orders):
             problems.append(f"{accepted} buyers got 201 but store_order has {len(orders)} orders")
+        odd = [order["id"] for order in orders if order["quantity"] != quantity]
+        if odd:
+            problems.append(f"{len(odd)} order(s) record a quantity other than the {quantity} ordered (ids {odd[:5]})")
         problems += ledger.charge_problems(orders, charges)
-        if refused and stock > 0 and not problems:
-            problems.append(f"{refused} buyers were told the product is sold out (409) while {stock} units are "
-                            f"still in stock")
+        if refused and stock >= quantity and not problems:
+            problems.append(f"{refused} buyers of {units} were told the product is sold out (409) while {stock} "
+                            f"units are still in stock")
         if problems:
-            raise Failure(f"{'; '.join(problems[:2])} ({buyers} buyers for {initial} units arrived together: stock "
-                          f"is now {stock}, {len(orders)} orders, {len(charges)} charges; round {number})",
-                          evidence={"round": number, "problems": problems, "buyers": buyers,
+            advice = help
+            if quantity > 1:
+                rest = initial % quantity
+                advice += (f" And when the units are taken off, is it checked that at least {quantity} are left, or "
+                           f"only that some are? With {initial} units and orders of {units} each, {rest} "
+                           f"unit{'s' if rest > 1 else ''} must be left over.")
+            raise Failure(f"{'; '.join(problems[:2])} ({buyers} buyers of {units} each for {initial} units arrived "
+                          f"together: stock is now {stock}, {len(orders)} orders, {len(charges)} charges; "
+                          f"round {number})",
+                          evidence={"round": number, "problems": problems, "buyers": buyers, "sent": sent,
                                     "initial_stock": initial, "final_stock": stock, "units_in_orders": sold,
                                     "orders": len(orders), "charges": len(charges),
-                                    "replies": expect.counts(replies)}, help=help)
+                                    "replies": expect.counts(replies)}, help=advice)
 
 
 @check("idempotent-concurrent")
@@ -179,20 +191,24 @@ def test_idempotent_concurrent(client, ledger, expect, seeded):
     """The same Idempotency-Key sent several times at once makes one order and one charge"""
     help = ("Looking the key up first does not help when all the duplicates look before any of them has written "
             "its order. What could make the second duplicate notice the first?")
+    mixed_help = ("The brief promises one order per Idempotency-Key whatever the body says. A lock on the product "
+                  "only makes duplicates that name the same product wait for each other; what makes a duplicate "
+                  "that names another product notice the first order, before it reaches the gateway?")
     for number, role in enumerate(seeded["idempotent_concurrent"][:ROUNDS], start=1):
-        product, quantity, key, copies = role["product"], role["quantity"], role["key"], role["duplicates"]
-        initial = ledger.stock(product["id"])
+        key, copies = role["key"], role["duplicates"]
+        bodies = [{"product": order["product"]["id"], "quantity": order["quantity"]} for order in role["orders"]]
+        initial = {body["product"]: ledger.stock(body["product"]) for body in bodies}
         last_charge = ledger.last_id("payments_charge")
-        call = Call("POST", "/api/orders/", {"product": product["id"], "quantity": quantity},
-                    headers={"Idempotency-Key": key})
-        calls = [call] * copies
+        # Bodies interleaved, so the duplicates naming each product arrive together with the others.
+        calls = [Call("POST", "/api/orders/", bodies[index % len(bodies)], headers={"Idempotency-Key": key})
+                 for index in range(copies)]
         replies = client.burst(calls)
         what = "requests with the same Idempotency-Key"
         expect.burst_answered(calls, replies, what, number, help=help)
         expect.only_statuses(calls, replies, (200, 201, 409), what, number, help=CONTRACT)
-        orders = ledger.orders_for(product["id"])
+        orders = [order for product_id in initial for order in ledger.orders_for(product_id)]
         charges = ledger.charges_after(last_charge)
-        stock = ledger.stock(product["id"])
+        stock = {product_id: ledger.stock(product_id) for product_id in initial}
         answered_ids = sorted({reply.body.get("id") if isinstance(reply.body, dict) else None
                                for reply in replies if reply.status in (200, 201)}, key=repr)
         problems = []
@@ -205,15 +221,30 @@ def test_idempotent_concurrent(client, ledger, expect, seeded):
         elif len(orders) == 1 and answered_ids != [orders[0]["id"]]:
             problems.append(f"the successful answers name order(s) {answered_ids}, not the one order "
                             f"{orders[0]['id']}")
-        if stock != initial - quantity:
-            problems.append(f"stock went from {initial} to {stock} for one order of {quantity}")
+        if len(orders) == 1 and {"product": orders[0]["product_id"], "quantity": orders[0]["quantity"]} not in bodies:
+            problems.append(f"the order is for {orders[0]['quantity']} of product {orders[0]['product_id']}, which "
+                            f"no request asked for")
+        for product_id, before in initial.items():
+            units = sum(order["quantity"] for order in orders if order["product_id"] == product_id)
+            if stock[product_id] != before - units:
+                problems.append(f"the stock of product {product_id} went from {before} to {stock[product_id]}, but "
+                                f"its orders add up to {units} units")
         if len(orders) == 1 and len(charges) == 1:
             problems += ledger.charge_problems(orders, charges)
         if problems:
-            raise Failure(f"{copies} identical orders with one Idempotency-Key arrived together: "
-                          f"{'; '.join(problems[:2])} (expected exactly one order and one charge; round {number})",
-                          evidence={"round": number, "problems": problems, "duplicates": copies,
-                                    "orders": [order["id"] for order in orders][:10], "charges": len(charges),
-                                    "order_ids_in_answers": answered_ids[:10],
-                                    "initial_stock": initial, "final_stock": stock,
-                                    "replies": expect.counts(replies)}, help=help)
+            if len(bodies) == 1:
+                sent = f"{copies} identical orders with one Idempotency-Key"
+            else:
+                sent = f"{copies} orders with one Idempotency-Key, naming {len(bodies)} different products,"
+            raise Failure(f"{sent} arrived together: {'; '.join(problems[:2])} (expected exactly one order and one "
+                          f"charge for the key; round {number})",
+                          evidence={"round": number, "problems": problems, "key": key, "duplicates": copies,
+                                    "sent": bodies,
+                                    "orders": [{"id": order["id"], "product": order["product_id"],
+                                                "quantity": order["quantity"], "charge": order["charge_id"]}
+                                               for order in orders][:10],
+                                    "charges": len(charges), "order_ids_in_answers": answered_ids[:10],
+                                    "stock": {str(product_id): {"before": before, "after": stock[product_id]}
+                                              for product_id, before in initial.items()},
+                                    "replies": expect.counts(replies)},
+                          help=help if len(bodies) == 1 else mixed_help)
