@@ -13,8 +13,8 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,9 +27,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from grader.errors import StageFailure
 from grader.labspec import LabSpec
-from grader.processes import RunDirectory, free_port, stop_group
+from grader.processes import RunDirectory
 from grader.providers import Services
 from grader.resources import resources
+from grader.runtime import Handle, PortTaken, Runtime
 
 OVERLAY_PACKAGE = "_lab_overlay"
 SEEDING_SCRIPT = Path(__file__).with_name("seeding.py")
@@ -40,7 +41,7 @@ SERVER_NOISE = re.compile(r"^(\[\d{4}-\d\d-\d\d [\d:]+ [+-]\d{4}\] \[\d+\] \[(IN
 
 @dataclass
 class RunningServer:
-    process: subprocess.Popen
+    process: Handle
     base_url: str
     log: Path
 
@@ -61,13 +62,13 @@ class LearnerApp:
             digest.update(str(path.relative_to(self.snapshot)).encode() + b"\0" + path.read_bytes() + b"\0")
         return digest.hexdigest()[:20]
 
-    def migrate(self, database: dict[str, Any]) -> None:
+    def migrate(self, database: dict[str, Any], runtime: Runtime) -> None:
         """Apply the learner's migrations to `database` (used to build the cached template)."""
         overlay = self.render_overlay("overlay-migrate", database, NO_REDIS_YET)
         log = self.run.path / "migrate.log"
         self._run_stage(
-            "migrate", [sys.executable, "-m", "django", "migrate", "--noinput", "--skip-checks"], overlay, log,
-            todo="Run `python manage.py migrate` in your workspace against a database (`lab run` gives you one) "
+            runtime, "migrate", [runtime.python, "-m", "django", "migrate", "--noinput", "--skip-checks"], overlay,
+            log, todo="Run `python manage.py migrate` in your workspace against a database (`lab run` gives you one) "
                  "and fix the error it shows; `python manage.py makemigrations` after changing models.",
         )
 
@@ -81,12 +82,15 @@ class LearnerApp:
         seed_module = resources().checks_dir(self.lab.slug) / "seed.py"
         if not seed_module.is_file():
             return {}
-        overlay = self.render_overlay("overlay", services.database, services.redis_url)
+        overlay = self.render_overlay("overlay", *services.for_app())
+        scripts = self.run.path / "seeding"
+        scripts.mkdir(exist_ok=True)
+        script, module = shutil.copy(SEEDING_SCRIPT, scripts), shutil.copy(seed_module, scripts / "lab_seed.py")
         output = self.run.path / "seed.json"
         self._run_stage(
-            "seed", [sys.executable, str(SEEDING_SCRIPT), str(seed_module), "demo" if demo else "seed", str(seed),
-                   str(output)],
-            overlay, self.run.path / "seed.log",
+            services.runtime, "seed",
+            [services.runtime.python, str(script), str(module), "demo" if demo else "seed", str(seed), str(output)],
+            overlay, self.run.path / "seed.log", inputs=(scripts,), outputs=(output,),
             todo="Your project could not be loaded, or the lab's data could not be created through your models: fix "
                  "the error above (`python manage.py check` shows it too) and keep the fields and tables the brief "
                  "fixes (you may add fields, with defaults).",
@@ -95,28 +99,35 @@ class LearnerApp:
 
     def serve(self, services: Services, port: int | None = None) -> RunningServer:
         """gunicorn on `port` (default: a free loopback port), ready when the probe gets this run's token back."""
-        overlay = self.render_overlay("overlay", services.database, services.redis_url)
+        runtime = services.runtime
+        overlay = self.render_overlay("overlay", *services.for_app())
         log = self.run.path / "server.log"
         server = self.lab.server
         for _attempt in range(3 if port is None else 1):
-            bind_port = port or free_port()
+            listener = runtime.listener(port)
             command = [
-                sys.executable, "-m", "gunicorn", f"{OVERLAY_PACKAGE}.wsgi:application",
-                "--bind", f"127.0.0.1:{bind_port}", "--workers", str(server.workers), "--threads", str(server.threads),
+                runtime.python, "-m", "gunicorn", f"{OVERLAY_PACKAGE}.wsgi:application",
+                "--bind", listener.bind, "--workers", str(server.workers), "--threads", str(server.threads),
                 "--timeout", str(max(30, self.lab.limits.request_seconds * 2)), "--graceful-timeout", "3",
                 "--access-logfile", "-", "--error-logfile", "-", "--capture-output",
             ]
-            process = self.run.spawn("server", command, log=log, cwd=self.snapshot, env=self.environment(overlay))
-            running = RunningServer(process, f"http://127.0.0.1:{bind_port}", log)
+            try:
+                handle = runtime.start("server", command, log=log, cwd=self.snapshot,
+                                       env=self.environment(overlay, runtime), inputs=(self.snapshot, overlay),
+                                       listener=listener)
+            except PortTaken:
+                outcome = "port taken"
+                continue
+            running = RunningServer(handle, listener.base_url, log)
             outcome = self._wait_ready(running)
             if outcome == "ready":
                 return running
-            stop_group(process.pid, grace=3.0)
+            handle.stop(grace=3.0)
             if outcome != "port taken":
                 break
         raise StageFailure(
             "serve",
-            outcome if outcome != "port taken" else f"port {bind_port} is taken by another program",
+            outcome if outcome != "port taken" else f"the port for {listener.base_url} is taken by another program",
             self.log_excerpt(log),
             todo="Serve it yourself with `lab run` (or `python manage.py check`) and fix the error in the log.",
         )
@@ -129,7 +140,9 @@ class LearnerApp:
             code = server.process.poll()
             if code is not None:
                 text = server.log.read_text(errors="replace") if server.log.exists() else ""
-                return "port taken" if "Address already in use" in text else f"the server exited (code {code}) before it answered"
+                if "Address already in use" in text:
+                    return "port taken"
+                return f"the server exited (code {code}{server.process.exit_reason()}) before it answered"
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.read().decode(errors="replace") == self.token:
@@ -176,12 +189,10 @@ class LearnerApp:
             lines = lines[:1] + ["  ..."] + lines[-(limit - 2):]
         return "\n".join(lines).strip() or "(empty log)"
 
-    def environment(self, overlay: Path) -> dict[str, str]:
+    def environment(self, overlay: Path, runtime: Runtime) -> dict[str, str]:
         """The environment of the learner's processes: what Django needs, nothing that names the grader."""
-        keep = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
-        env = {key: os.environ[key] for key in keep if key in os.environ}
+        env = runtime.environment()
         env.update({
-            "HOME": str(self.run.path),
             "PYTHONPATH": os.pathsep.join([str(overlay), str(self.snapshot)]),
             "DJANGO_SETTINGS_MODULE": f"{OVERLAY_PACKAGE}.settings",
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -189,19 +200,20 @@ class LearnerApp:
         })
         return env
 
-    def _run_stage(self, stage: str, command: list[str], overlay: Path, log: Path, todo: str) -> None:
-        process = self.run.spawn(stage, command, log=log, cwd=self.snapshot, env=self.environment(overlay))
+    def _run_stage(self, runtime: Runtime, stage: str, command: list[str], overlay: Path, log: Path, todo: str,
+                   inputs: tuple[Path, ...] = (), outputs: tuple[Path, ...] = ()) -> None:
+        handle = runtime.start(stage, command, log=log, cwd=self.snapshot, env=self.environment(overlay, runtime),
+                               inputs=(self.snapshot, overlay, *inputs), outputs=outputs)
         try:
-            code = process.wait(timeout=self.lab.limits.startup_seconds)
+            code = handle.wait(timeout=self.lab.limits.startup_seconds)
         except subprocess.TimeoutExpired:
-            stop_group(process.pid, grace=2.0)
             raise StageFailure(stage, f"{stage} did not finish within {self.lab.limits.startup_seconds} s",
                                self.log_excerpt(log), todo) from None
         finally:
-            if process.poll() is None:
-                stop_group(process.pid, grace=2.0)
+            handle.stop(grace=2.0)
         if code != 0:
-            raise StageFailure(stage, f"{stage} failed (exit code {code})", self.log_excerpt(log), todo)
+            raise StageFailure(stage, f"{stage} failed (exit code {code}{handle.exit_reason()})",
+                               self.log_excerpt(log), todo)
 
 
 def condense_traceback(lines: list[str], library_frames: int = 2) -> list[str]:

@@ -181,15 +181,15 @@ def _follow(console: Console, server: RunningServer) -> None:
     """Print the server's log as it grows, until the server exits."""
     offset = 0
     while True:
-        exited = server.process.poll() is not None
+        code = server.process.poll()
         with server.log.open("rb") as handle:
             handle.seek(offset)
             chunk = handle.read()
         offset += len(chunk)
         if chunk:
             console.out(chunk.decode(errors="replace"), end="", highlight=False)
-        if exited:
-            console.print(f"[red]The server exited (code {server.process.returncode}).[/red]")
+        if code is not None:
+            console.print(f"[red]The server exited (code {code}{server.process.exit_reason()}).[/red]")
             raise SystemExit(EXIT_CHECKS_FAILED)
         time.sleep(0.2)
 

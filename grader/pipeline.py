@@ -25,6 +25,7 @@ from grader.processes import RunDirectory, reap_abandoned_runs
 from grader.providers import Provider, Services, TemplateRecipe, get_provider
 from grader.results import RunResult, StageProblem, merge_records
 from grader.runner import run_checks
+from grader.runtime import Runtime
 from grader.workspace import copy_code
 
 LOG_NAMES = ("migrate.log", "seed.log", "server.log", "checks.log", "postgres.log", "redis.log")
@@ -99,10 +100,10 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
     app = LearnerApp(lab, snapshot, run)
     built: list[bool] = []
 
-    def migrate(database: dict[str, Any]) -> None:
+    def migrate(database: dict[str, Any], runtime: Runtime) -> None:
         built.append(True)
         with stages("migrate"):
-            app.migrate(database)
+            app.migrate(database, runtime)
 
     with ExitStack() as stack:
         with stages("services"):

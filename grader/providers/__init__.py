@@ -11,22 +11,31 @@ import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from grader.errors import UsageProblem
 from grader.labspec import LabSpec
 from grader.processes import RunDirectory
+
+if TYPE_CHECKING:
+    from grader.runtime import Runtime
 
 PROVIDERS = ("auto", "local", "external", "docker")
 
 
 @dataclass(frozen=True)
 class Services:
-    """What the learner's app and the checks connect to."""
+    """What the checks connect to, what the learner's app connects to, and where the app runs."""
 
-    database: dict[str, Any]  # psycopg / Django keys: host, port, user, password, dbname
+    database: dict[str, Any]  # psycopg / Django keys: host, port, user, password, dbname (as the checks reach it)
     redis_url: str
     provider: str
+    runtime: Runtime
+    app_database: dict[str, Any] | None = None  # as the app reaches it, when that differs (a container network)
+    app_redis_url: str | None = None
+
+    def for_app(self) -> tuple[dict[str, Any], str]:
+        return self.app_database or self.database, self.app_redis_url or self.redis_url
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class TemplateRecipe:
     """How to make the migrated template database: its cache key and the function that migrates."""
 
     key: str
-    migrate: Callable[[dict[str, Any]], None]
+    migrate: Callable[[dict[str, Any], Runtime], None]  # the database as the runtime's app reaches it
 
 
 class Provider(Protocol):

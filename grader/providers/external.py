@@ -20,6 +20,7 @@ from grader.errors import EnvironmentProblem
 from grader.labspec import LabSpec
 from grader.processes import RunDirectory
 from grader.providers import Services, TemplateRecipe
+from grader.runtime import LocalRuntime
 
 
 class ExternalProvider:
@@ -68,7 +69,7 @@ class ExternalProvider:
                 building = f"{template}_building_{secrets.token_hex(3)}"
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
                 try:
-                    recipe.migrate(self._params(building))
+                    recipe.migrate(self._params(building), LocalRuntime(run))
                     admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                         sql.Identifier(building), sql.Identifier(template)))
                 except BaseException:
@@ -77,7 +78,8 @@ class ExternalProvider:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                 sql.Identifier(database), sql.Identifier(template)))
         try:
-            yield Services(database=self._params(database), redis_url=self.redis_url, provider=self.name)
+            yield Services(database=self._params(database), redis_url=self.redis_url, provider=self.name,
+                           runtime=LocalRuntime(run))
         finally:
             with self._admin() as admin:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))

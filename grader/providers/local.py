@@ -14,6 +14,7 @@ from grader.processes import RunDirectory
 from grader.providers import Services, TemplateRecipe
 from grader.providers.postgres import PostgresServer, find_postgres, initdb
 from grader.providers.redis import RedisServer, find_redis_server
+from grader.runtime import LocalRuntime
 
 TEMPLATE_DB = "lab"
 
@@ -39,7 +40,7 @@ class LocalProvider:
         redis_server = RedisServer(str(self.redis_server.path), run)
         with postgres, redis_server:
             yield Services(database=postgres.params(TEMPLATE_DB), redis_url=redis_server.get_connection_url(),
-                           provider=self.name)
+                           provider=self.name, runtime=LocalRuntime(run))
 
     def _clusters(self) -> Path:
         path = cache_dir() / "postgres"
@@ -63,7 +64,7 @@ class LocalProvider:
         base = self._base_cluster(run)
         with PostgresServer(self.postgres, base, run, name="template") as server:
             server.execute(f"CREATE DATABASE {TEMPLATE_DB}")
-            recipe.migrate(server.params(TEMPLATE_DB))
+            recipe.migrate(server.params(TEMPLATE_DB), LocalRuntime(run))
         _publish(run.path / "template-data", cached)
         return cached
 

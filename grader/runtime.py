@@ -1,0 +1,92 @@
+"""Where the learner's code runs: migrate, seed and the server, as local processes or in containers.
+
+A provider hands the pipeline a `Runtime` with its services. Commands name files by
+their path in the run directory; a runtime that runs them elsewhere (a container)
+copies the `inputs` there under the same paths, and copies the `outputs` back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from grader.processes import RunDirectory, free_port, stop_group
+
+
+class PortTaken(Exception):
+    """The port a server was to listen on was taken before it could bind; try another."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Where a server binds (in its own place) and where the grader reaches it."""
+
+    bind: str
+    base_url: str
+
+
+class Handle(Protocol):
+    """A started command."""
+
+    def poll(self) -> int | None: ...  # its exit code, or None while it runs
+    def wait(self, timeout: float) -> int: ...  # raises subprocess.TimeoutExpired
+    def stop(self, grace: float = 3.0) -> None: ...
+    def exit_reason(self) -> str: ...  # what ended it, as a suffix for the exit code (", out of memory")
+
+
+class Runtime(Protocol):
+    name: str
+    python: str  # the interpreter that runs the learner's project
+
+    def environment(self) -> dict[str, str]: ...
+    def listener(self, port: int | None) -> Listener: ...
+    def start(self, name: str, command: list[str], *, log: Path, cwd: Path, env: dict[str, str],
+              inputs: tuple[Path, ...] = (), outputs: tuple[Path, ...] = (),
+              listener: Listener | None = None) -> Handle: ...
+
+
+class LocalHandle:
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self, grace: float = 3.0) -> None:
+        if self.process.poll() is None:
+            stop_group(self.process.pid, grace=grace)
+
+    def exit_reason(self) -> str:
+        return ""
+
+
+class LocalRuntime:
+    """Child processes of the grader, in their own sessions, recorded in the run directory."""
+
+    name = "local"
+    python = sys.executable
+    KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+
+    def __init__(self, run: RunDirectory):
+        self.run = run
+
+    def environment(self) -> dict[str, str]:
+        env = {key: os.environ[key] for key in self.KEEP if key in os.environ}
+        env["HOME"] = str(self.run.path)
+        return env
+
+    def listener(self, port: int | None) -> Listener:
+        port = port or free_port()
+        return Listener(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}")
+
+    def start(self, name: str, command: list[str], *, log: Path, cwd: Path, env: dict[str, str],
+              inputs: tuple[Path, ...] = (), outputs: tuple[Path, ...] = (),
+              listener: Listener | None = None) -> LocalHandle:
+        return LocalHandle(self.run.spawn(name, command, log=log, cwd=cwd, env=env))
