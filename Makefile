@@ -3,15 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SOAK_RUNS ?= 10
+DOCKER_SOAK_RUNS ?= 5
 BENCH_RUNS ?= 5
+BENCH_PROVIDERS ?= local
 
-.PHONY: help deps venv demo test test-fast lint soak bench clean
+.PHONY: help deps venv demo test test-fast lint soak soak-docker bench clean
 
 help:
 	@echo "make demo   set up, then grade the race-conditions starter and the reference fix end to end"
 	@echo "make test   set up, then run the test suite (real PostgreSQL, Redis and gunicorn)"
 	@echo "make soak   lab verify every lab $(SOAK_RUNS) times in a row"
 	@echo "make bench  lab check on each starter and solution, $(BENCH_RUNS) runs each: medians, stages, machine"
+	@echo "            (BENCH_PROVIDERS=local,docker compares the providers side by side)"
+	@echo "make soak-docker  lab verify every lab under the docker provider $(DOCKER_SOAK_RUNS) times in a row"
 
 deps:
 	@scripts/install-system-deps.sh
@@ -36,8 +40,11 @@ test-fast: venv
 soak: deps venv
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/soak.sh $(SOAK_RUNS)
 
+soak-docker: deps venv
+	@PATH="$(CURDIR)/$(BIN):$$PATH" LAB_PROVIDER=docker scripts/soak.sh $(DOCKER_SOAK_RUNS)
+
 bench: deps venv
-	$(BIN)/python scripts/bench.py --runs $(BENCH_RUNS) $(LABS)
+	$(BIN)/python scripts/bench.py --runs $(BENCH_RUNS) --provider $(BENCH_PROVIDERS) $(LABS)
 
 lint: venv
 	$(BIN)/ruff check grader tests scripts

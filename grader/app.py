@@ -136,13 +136,20 @@ class LearnerApp:
         deadline = time.monotonic() + self.lab.limits.startup_seconds
         url = f"{server.base_url}/__lab__/ready"
         errors: list[int] = []
+        next_look = time.monotonic() + 1
         while time.monotonic() < deadline:
+            if time.monotonic() >= next_look:  # a worker killed for memory is restarted: the server never answers
+                next_look = time.monotonic() + 1
+                trouble = server.process.trouble()
+                if trouble:
+                    return f"the server {trouble}"
             code = server.process.poll()
             if code is not None:
                 text = server.log.read_text(errors="replace") if server.log.exists() else ""
                 if "Address already in use" in text:
                     return "port taken"
-                return f"the server exited (code {code}{server.process.exit_reason()}) before it answered"
+                trouble = server.process.trouble()
+                return f"the server exited (code {code}) before it answered" + (f": it {trouble}" if trouble else "")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.read().decode(errors="replace") == self.token:
@@ -212,7 +219,8 @@ class LearnerApp:
         finally:
             handle.stop(grace=2.0)
         if code != 0:
-            raise StageFailure(stage, f"{stage} failed (exit code {code}{handle.exit_reason()})",
+            trouble = handle.trouble()
+            raise StageFailure(stage, f"{stage} failed (exit code {code})" + (f": it {trouble}" if trouble else ""),
                                self.log_excerpt(log), todo)
 
 

@@ -189,7 +189,8 @@ def _follow(console: Console, server: RunningServer) -> None:
         if chunk:
             console.out(chunk.decode(errors="replace"), end="", highlight=False)
         if code is not None:
-            console.print(f"[red]The server exited (code {code}{server.process.exit_reason()}).[/red]")
+            trouble = server.process.trouble()
+            console.print(f"[red]The server exited (code {code}){': ' + trouble if trouble else ''}.[/red]")
             raise SystemExit(EXIT_CHECKS_FAILED)
         time.sleep(0.2)
 
@@ -315,9 +316,12 @@ def doctor(obj: Context, provider: str | None, as_json: bool) -> None:
     console.print("\n[bold]Docker engine[/bold]")
     console.print(f"    {'[green]answers[/green]' if engine.reachable else '[yellow]not reachable[/yellow]'} at "
                   f"{escape(engine.host)}: {escape(engine.detail)}")
+    for role, (name, present) in found.images.items():
+        state = "[green]present[/green]" if present else "[yellow]missing[/yellow]"
+        console.print(f"    {role:<9} {escape(name)}  {state}")
     console.print("\n[bold]External servers[/bold]")
     console.print("    " + ", ".join(f"{name} {'set' if given else 'not set'}" for name, given in found.external.items()))
-    console.print(f"\n[dim]Cache of initialised and migrated clusters: {escape(found.cache)} (safe to delete)[/dim]")
+    console.print(f"\n[dim]Cache (initialised and migrated clusters, image archives): {escape(found.cache)} (safe to delete)[/dim]")
     console.print()
     if found.usable:
         console.print(f"[green bold]lab check would use the {found.provider} provider[/green bold] "
@@ -330,6 +334,34 @@ def doctor(obj: Context, provider: str | None, as_json: bool) -> None:
     if found.todo:
         console.print(f"[bold]What to do:[/bold] {escape(found.todo)}")
     raise SystemExit(EXIT_USAGE)
+
+
+@cli.group()
+def images() -> None:
+    """For classrooms and CI: the container images the docker provider uses."""
+
+
+@images.command("build")
+@click.option("--shell", is_flag=True, help="Print only the export lines that select the images (for eval).")
+def images_build(shell: bool) -> None:
+    """Make PostgreSQL, Redis and Python images from Debian packages, for an engine with no registry.
+
+    About a minute the first time (debootstrap, then three builds; needs root), seconds afterwards
+    (kept as an archive in the cache, keyed by the inputs). Progress goes to stderr.
+    """
+    from grader.images import build_debian_images
+    from grader.providers.docker import engine
+
+    err = Console(stderr=True, highlight=False)
+    started = time.monotonic()
+    built = build_debian_images(engine(), progress=lambda line: err.print(
+        f"[dim][{time.monotonic() - started:5.1f}s][/dim] {escape(line)}"))
+    exports = [f"export {name}={value}" for name, value in built.env().items()]
+    if shell:
+        click.echo("\n".join(exports))
+        return
+    err.print(f"Images {built.how}: {', '.join(built.names)}. Select them with:")
+    click.echo("\n".join(exports))
 
 
 @cli.command()

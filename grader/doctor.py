@@ -11,7 +11,7 @@ from typing import Any
 from grader import __version__
 from grader.errors import LabError
 from grader.paths import cache_dir
-from grader.providers import binaries, get_provider, resolve
+from grader.providers import binaries, engine_answers, get_provider, resolve
 from grader.providers.postgres import server_user
 
 ENGINE_TIMEOUT_SECONDS = 3
@@ -38,6 +38,7 @@ class Diagnosis:
     external: dict[str, bool]
     server_user: str | None
     cache: str
+    images: dict[str, tuple[str, bool]] = field(default_factory=dict)  # role: (image, on the engine)
     provider: str | None = None
     reason: str = ""
     servers: dict[str, str] = field(default_factory=dict)
@@ -78,6 +79,8 @@ def diagnose(provider_name: str | None = None) -> Diagnosis:
         external={name: bool(os.environ.get(name)) for name in ("LAB_DATABASE_URL", "LAB_REDIS_URL")},
         server_user=user, cache=str(cache_dir()),
     )
+    if diagnosis.engine.reachable:
+        diagnosis.images = docker_images()
     try:
         diagnosis.provider, diagnosis.reason = resolve(provider_name)
         provider = get_provider(provider_name)
@@ -90,19 +93,25 @@ def diagnose(provider_name: str | None = None) -> Diagnosis:
 
 
 def docker_engine() -> Engine:
-    """Ask the engine DOCKER_HOST names (or the default socket) for its version, briefly."""
+    answers, detail = engine_answers(ENGINE_TIMEOUT_SECONDS)
+    return Engine(answers, detail, os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+
+
+def docker_images() -> dict[str, tuple[str, bool]]:
+    """The images the docker provider would use, and whether the engine has each (the app image is made)."""
     import docker
 
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    from grader.images import image_set, missing
+    from grader.providers.app_image import app_images
+
+    client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
     try:
-        client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
-        try:
-            version = client.version()
-        finally:
-            client.close()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no engine here", said in words
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "FileNotFoundError" in reason or "No such file" in reason:
-            reason = "no engine socket there: start dockerd, or set DOCKER_HOST to the engine's address"
-        return Engine(False, reason[:200], host)
-    return Engine(True, f"Docker {version.get('Version', '?')} (API {version.get('ApiVersion', '?')})", host)
+        chosen = image_set()
+        absent = set(missing(client, chosen))
+        found = {role: (name, name not in absent) for role, name in zip(("postgres", "redis", "python"),
+                                                                         chosen.names, strict=True)}
+        made = app_images(client)
+        found["app"] = (made[0], True) if made else ("nexus-labs/app (made on the first docker run)", False)
+        return found
+    finally:
+        client.close()

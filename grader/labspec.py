@@ -43,6 +43,8 @@ class CheckSpec:
 class ServerShape:
     workers: int = 2
     threads: int = 4
+    cpus: float = 2.0  # the app's container, under the docker provider
+    memory_mb: int = 1024
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,12 @@ class _Reader:
             raise self.error(key, f"must be an integer >= {minimum}, got {value!r}")
         return value
 
+    def number(self, key: str, default: float, minimum: float) -> float:
+        value = self._get(key, default, False)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.error(key, f"must be a number >= {minimum}, got {value!r}")
+        return float(value)
+
     def boolean(self, key: str, default: bool) -> bool:
         value = self._get(key, default, False)
         if not isinstance(value, bool):
@@ -206,7 +214,7 @@ def load_lab(path: Path) -> LabSpec:
     app = top.subtable("app")
     app.known_keys({"settings"})
     server = top.subtable("server")
-    server.known_keys({"workers", "threads"})
+    server.known_keys({"workers", "threads", "cpus", "memory_mb"})
     limits = top.subtable("limits")
     limits.known_keys({"check_seconds", "startup_seconds", "request_seconds"})
     bench = top.subtable("bench")
@@ -228,6 +236,8 @@ def load_lab(path: Path) -> LabSpec:
         server=ServerShape(
             workers=server.integer("workers", ServerShape.workers, minimum=1),
             threads=server.integer("threads", ServerShape.threads, minimum=1),
+            cpus=server.number("cpus", ServerShape.cpus, minimum=0.1),
+            memory_mb=server.integer("memory_mb", ServerShape.memory_mb, minimum=64),
         ),
         limits=Limits(
             check_seconds=limits.integer("check_seconds", Limits.check_seconds, minimum=10),

@@ -47,7 +47,7 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """The kernel's start time of a process, to tell it from a later one with the same pid."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -57,7 +57,7 @@ def _start_time(pid: int) -> str | None:
 
 
 def pid_alive(pid: int, start_time: str | None = None) -> bool:
-    current = _start_time(pid)
+    current = process_start_time(pid)
     if current is None:
         try:
             os.kill(pid, 0)
@@ -100,7 +100,7 @@ class RunDirectory:
     def create(cls) -> RunDirectory:
         path = Path(tempfile.mkdtemp(prefix="run-", dir=runs_root()))
         path.chmod(0o711)
-        (path / "owner.json").write_text(json.dumps({"pid": os.getpid(), "start": _start_time(os.getpid())}))
+        (path / "owner.json").write_text(json.dumps({"pid": os.getpid(), "start": process_start_time(os.getpid())}))
         return cls(path)
 
     @property
@@ -115,7 +115,7 @@ class RunDirectory:
                 start_new_session=True, **popen_kwargs,
             )
         with self.records.open("a") as records:
-            records.write(json.dumps({"name": name, "pid": process.pid, "start": _start_time(process.pid)}) + "\n")
+            records.write(json.dumps({"name": name, "pid": process.pid, "start": process_start_time(process.pid)}) + "\n")
         return process
 
     def stop_all(self) -> None:

@@ -27,6 +27,7 @@ class Listener:
 
     bind: str
     base_url: str
+    port: int  # the port on this machine that base_url names
 
 
 class Handle(Protocol):
@@ -35,7 +36,7 @@ class Handle(Protocol):
     def poll(self) -> int | None: ...  # its exit code, or None while it runs
     def wait(self, timeout: float) -> int: ...  # raises subprocess.TimeoutExpired
     def stop(self, grace: float = 3.0) -> None: ...
-    def exit_reason(self) -> str: ...  # what ended it, as a suffix for the exit code (", out of memory")
+    def trouble(self) -> str: ...  # what the place it runs in saw go wrong ("ran out of memory: ..."), or ""
 
 
 class Runtime(Protocol):
@@ -63,7 +64,7 @@ class LocalHandle:
         if self.process.poll() is None:
             stop_group(self.process.pid, grace=grace)
 
-    def exit_reason(self) -> str:
+    def trouble(self) -> str:
         return ""
 
 
@@ -84,7 +85,7 @@ class LocalRuntime:
 
     def listener(self, port: int | None) -> Listener:
         port = port or free_port()
-        return Listener(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}")
+        return Listener(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", port)
 
     def start(self, name: str, command: list[str], *, log: Path, cwd: Path, env: dict[str, str],
               inputs: tuple[Path, ...] = (), outputs: tuple[Path, ...] = (),

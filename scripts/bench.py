@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """`make bench`: how long `lab check` takes on each lab's starter and reference solution.
 
-For every lab (or those named): one warm-up check of each (it fills the caches), then
-RUNS checks of each, interleaved starter/solution with the same seed per pair, each
-through the real CLI in a fresh process, as a learner runs it. Prints medians with
-min-max and the per-stage breakdown, the solution/starter ratio measured side by side,
-and the machine; writes the figures as JSON under build/bench/. Exit 1 when a lab misses
-its `[bench] solution_seconds` target or a verdict is not the expected one.
+For every lab (or those named) and provider (`--provider local,docker` compares them):
+one warm-up check of each side (it fills the caches and builds images), then RUNS checks
+of each, interleaved provider by provider and starter/solution with the same seed per
+round, each through the real CLI in a fresh process, as a learner runs it. Prints medians
+with min-max and the per-stage breakdown, the ratios measured side by side (solution to
+starter; docker to local), and the machine; writes the figures as JSON under build/bench/.
+Exit 1 when a target is missed (the lab's `[bench] solution_seconds` on the local provider;
+docker at most DOCKER_TO_LOCAL times local) or a verdict is not the expected one.
 """
 
 from __future__ import annotations
@@ -32,27 +34,30 @@ from grader.labspec import LabSpec  # noqa: E402
 from grader.resources import resources  # noqa: E402
 
 EXPECTED_EXIT = {"starter": 1, "solution": 0}
+DOCKER_TO_LOCAL = 2.0  # a warm check in containers may take at most this many times the local one
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("labs", nargs="*", help="lab slugs (default: every lab)")
     parser.add_argument("--runs", type=int, default=5, help="measured checks of each side (default 5)")
-    parser.add_argument("--provider", default=os.environ.get("LAB_PROVIDER", "local"))
+    parser.add_argument("--provider", default=os.environ.get("LAB_PROVIDER", "local"),
+                        help="a provider, or several separated by commas to compare them (local,docker)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench", help="folder for the JSON figures")
     args = parser.parse_args()
 
     labs = [catalog.load(slug) for slug in args.labs] if args.labs else catalog.load_all()
-    figures = {"machine": machine(), "provider": args.provider, "runs": args.runs,
+    providers = [name.strip() for name in args.provider.split(",") if name.strip()]
+    figures = {"machine": machine(), "providers": providers, "runs": args.runs,
                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "labs": {}}
-    print(f"bench · {len(labs)} lab(s) · provider {args.provider} · {args.runs} interleaved runs of each side "
+    print(f"bench · {len(labs)} lab(s) · {', '.join(providers)} · {args.runs} interleaved runs of each side "
           f"after one warm-up each")
     print("machine: " + " · ".join(f"{key} {value}" for key, value in figures["machine"].items()))
     missed = 0
     with tempfile.TemporaryDirectory(prefix="nexus-labs-bench-") as work:
         os.environ["LAB_STATE_DIR"] = str(Path(work) / "state")  # the user's progress is not the bench's
         for lab in labs:
-            result = bench_lab(lab, Path(work), args.provider, args.runs)
+            result = bench_lab(lab, Path(work), providers, args.runs)
             figures["labs"][lab.slug] = result
             missed += not result["ok"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -62,25 +67,47 @@ def main() -> int:
     return 1 if missed else 0
 
 
-def bench_lab(lab: LabSpec, work: Path, provider: str, runs: int) -> dict:
+def bench_lab(lab: LabSpec, work: Path, providers: list[str], runs: int) -> dict:
     workspaces = {side: prepare(lab, work / lab.slug, side) for side in EXPECTED_EXIT}
     problems: list[str] = []
-    for side, workspace in workspaces.items():  # warm-up: template clusters, bytecode, page cache
-        check(workspace, provider, seed=1, side=side, problems=problems)
-    samples: dict[str, list[dict]] = {side: [] for side in EXPECTED_EXIT}
-    for run in range(runs):
+    for provider in providers:  # warm-up: template clusters, images, bytecode, page cache
         for side, workspace in workspaces.items():
-            samples[side].append(check(workspace, provider, seed=1000 + run, side=side, problems=problems))
-            print(f"  {lab.slug} {side:<8} run {run + 1}/{runs}: {samples[side][-1]['wall']:.1f}s", flush=True)
+            check(workspace, provider, seed=1, side=side, problems=problems)
+    samples: dict[str, dict[str, list[dict]]] = {p: {side: [] for side in EXPECTED_EXIT} for p in providers}
+    for run in range(runs):
+        for provider in providers:
+            for side, workspace in workspaces.items():
+                sample = check(workspace, provider, seed=1000 + run, side=side, problems=problems)
+                samples[provider][side].append(sample)
+                print(f"  {lab.slug} {provider:<8} {side:<8} run {run + 1}/{runs}: {sample['wall']:.1f}s", flush=True)
 
-    summary = {side: summarise(side_samples) for side, side_samples in samples.items()}
-    summary["servers"] = samples["solution"][-1]["servers"]
-    summary["solution_to_starter"] = round(summary["solution"]["wall"]["median"] / summary["starter"]["wall"]["median"], 2)
+    summary: dict = {"problems": problems, "providers": {}}
+    missed = []
+    for provider in providers:
+        figures = {side: summarise(side_samples) for side, side_samples in samples[provider].items()}
+        figures["servers"] = samples[provider]["solution"][-1]["servers"]
+        figures["solution_to_starter"] = round(figures["solution"]["wall"]["median"]
+                                               / figures["starter"]["wall"]["median"], 2)
+        summary["providers"][provider] = figures
+        print_provider(lab, provider, figures)
     target = lab.bench.solution_seconds
-    summary["target"] = {"solution_seconds": target}
-    met = target is None or summary["solution"]["wall"]["median"] <= target
-    summary["problems"], summary["ok"] = problems, met and not problems
-    print_lab(lab, summary, target, met)
+    if target is not None and "local" in providers:
+        median = summary["providers"]["local"]["solution"]["wall"]["median"]
+        met = median <= target
+        print(f"  target: warm lab check on the solution (local), median <= {target}s: "
+              f"{'met' if met else 'MISSED'} ({median:.1f}s)")
+        missed += [] if met else [f"local solution median {median:.1f}s > {target}s"]
+    if "local" in providers and "docker" in providers:
+        ratio = (summary["providers"]["docker"]["solution"]["wall"]["median"]
+                 / summary["providers"]["local"]["solution"]["wall"]["median"])
+        summary["docker_to_local"] = round(ratio, 2)
+        met = ratio <= DOCKER_TO_LOCAL
+        print(f"  target: docker / local on the solution, side by side, <= {DOCKER_TO_LOCAL:.1f}: "
+              f"{'met' if met else 'MISSED'} ({ratio:.2f})")
+        missed += [] if met else [f"docker is {ratio:.2f} times local"]
+    for problem in problems:
+        print(f"  unexpected verdict: {problem}")
+    summary["missed"], summary["ok"] = missed, not missed and not problems
     return summary
 
 
@@ -122,11 +149,11 @@ def summarise(samples: list[dict]) -> dict:
             "overhead": spread([s["wall"] - sum(s["stages"].values()) for s in samples])}
 
 
-def print_lab(lab: LabSpec, summary: dict, target: int | None, met: bool) -> None:
-    print(f"\n{lab.slug} {lab.version}: median [min-max] seconds")
+def print_provider(lab: LabSpec, provider: str, summary: dict) -> None:
+    print(f"\n{lab.slug} {lab.version} on {provider}: median [min-max] seconds")
     print(f"  {'stage':<22}{'starter':>22}{'solution':>22}")
-    rows = [(name, summary["starter"]["stages"][name], summary["solution"]["stages"][name])
-            for name in summary["solution"]["stages"]]
+    rows = [(name, summary["starter"]["stages"].get(name), summary["solution"]["stages"].get(name))
+            for name in dict.fromkeys([*summary["starter"]["stages"], *summary["solution"]["stages"]])]
     rows.append(("process start, report", summary["starter"]["overhead"], summary["solution"]["overhead"]))
     rows.append(("lab check (wall)", summary["starter"]["wall"], summary["solution"]["wall"]))
     for name, starter, solution in rows:
@@ -134,15 +161,11 @@ def print_lab(lab: LabSpec, summary: dict, target: int | None, met: bool) -> Non
     print(f"  solution / starter (side by side): {summary['solution_to_starter']:.2f}")
     for service, description in summary["servers"].items():
         print(f"  {service}: {description}")
-    if target is not None:
-        median = summary["solution"]["wall"]["median"]
-        print(f"  target: warm lab check on the solution, median <= {target}s: "
-              f"{'met' if met else 'MISSED'} ({median:.1f}s)")
-    for problem in summary["problems"]:
-        print(f"  unexpected verdict: {problem}")
 
 
-def cell(figures: dict) -> str:
+def cell(figures: dict | None) -> str:
+    if figures is None:
+        return "-"
     return f"{figures['median']:.2f} [{figures['min']:.2f}-{figures['max']:.2f}]"
 
 

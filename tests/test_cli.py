@@ -108,11 +108,13 @@ def test_reset_keeps_a_backup(run_lab, tmp_path: Path):
     assert (backups[0] / "store" / "extra.py").read_text() == "# my helper\n"
 
 
-def test_docker_provider_is_not_available_yet(run_lab, tmp_path: Path):
+def test_docker_provider_without_an_engine_says_what_to_do(run_lab, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     run_lab("start", "race-conditions", cwd=tmp_path)
     result = run_lab("check", "--provider", "docker", cwd=tmp_path / "race-conditions")
     assert result.exit_code == 2
-    assert "The docker provider is not available in this version of the kit yet." in result.output
+    assert "No Docker engine answers" in result.output
+    assert "--provider local" in result.output
 
 
 def test_external_provider_without_urls_says_what_to_set(run_lab, tmp_path: Path, monkeypatch):

@@ -13,11 +13,10 @@ def doctor_json(run_lab, *args: str) -> tuple[int, dict]:
 
 
 def test_doctor_lists_binaries_and_marks_the_one_a_check_would_use(run_lab):
-    exit_code, found = doctor_json(run_lab)
+    exit_code, found = doctor_json(run_lab, "--provider", "local")
 
     assert exit_code == 0
     assert found["usable"] and found["provider"] == "local"
-    assert "auto" in found["reason"]
     for service in ("postgres", "redis"):
         chosen = [c for c in found[service] if c["chosen"]]
         assert len(chosen) == 1, found[service]
@@ -26,9 +25,19 @@ def test_doctor_lists_binaries_and_marks_the_one_a_check_would_use(run_lab):
     assert set(found["engine"]) == {"reachable", "detail", "host"}
 
 
+def test_auto_takes_local_when_no_engine_answers(run_lab, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    exit_code, found = doctor_json(run_lab)
+
+    assert exit_code == 0
+    assert found["provider"] == "local"
+    assert found["reason"].startswith("no --provider or LAB_PROVIDER, so auto, and no Docker engine answers")
+    assert not found["engine"]["reachable"]
+
+
 def test_doctor_follows_the_binaries_policy(run_lab, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LAB_BINARIES", "packaged")
-    exit_code, found = doctor_json(run_lab)
+    exit_code, found = doctor_json(run_lab, "--provider", "local")
 
     assert exit_code == 0
     assert all(c["packaged"] for service in ("postgres", "redis") for c in found[service] if c["chosen"])
@@ -36,7 +45,7 @@ def test_doctor_follows_the_binaries_policy(run_lab, monkeypatch: pytest.MonkeyP
 
 
 def test_doctor_in_words(run_lab):
-    result = run_lab("doctor")
+    result = run_lab("doctor", "--provider", "local")
 
     assert result.exit_code == 0
     for heading in ("PostgreSQL for the local provider", "Redis for the local provider", "Docker engine",

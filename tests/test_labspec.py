@@ -61,7 +61,7 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ("solution_seconds = 15", "solution_seconds = 1.5", "bench.solution_seconds",
      "must be an integer >= 0, got 1.5"),
     ("[limits]", "colour = \"blue\"\n[limits]", "server.colour",
-     "is not a known key; expected one of threads, workers"),
+     "is not a known key; expected one of cpus, memory_mb, threads, workers"),
 ])
 def test_broken_field_names_file_and_key(tmp_path: Path, old: str, new: str, key: str, problem: str):
     path = _broken(tmp_path, old, new)

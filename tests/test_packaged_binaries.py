@@ -49,7 +49,7 @@ def test_system_policy_never_picks_a_wheel(monkeypatch: pytest.MonkeyPatch):
 
 def test_an_unknown_policy_is_a_usage_error(run_lab, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LAB_BINARIES", "wheels")
-    result = run_lab("doctor")
+    result = run_lab("doctor", "--provider", "local")
 
     assert result.exit_code == 2
     assert "LAB_BINARIES='wheels' is not a binaries policy" in result.output

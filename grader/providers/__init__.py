@@ -65,16 +65,38 @@ def resolve(name: str | None) -> tuple[str, str]:
         raise UsageProblem(f"Unknown provider {chosen!r}.", f"Use one of: {', '.join(PROVIDERS)}.")
     asked = f"--provider or LAB_PROVIDER says {chosen}" if given else "no --provider or LAB_PROVIDER, so auto"
     if chosen == "auto":
-        return "local", f"{asked}, which means local in this version of the kit; the docker provider comes later"
+        answers, detail = engine_answers()
+        if answers:
+            return "docker", f"{asked}, and a Docker engine answers ({detail})"
+        return "local", f"{asked}, and no Docker engine answers ({detail})"
     return chosen, asked
+
+
+def engine_answers(timeout: float = 3.0) -> tuple[bool, str]:
+    """Whether a Docker engine answers at DOCKER_HOST (or the default socket), with its version or why not."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        try:
+            version = client.version()
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine here", said in words
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "FileNotFoundError" in reason or "No such file" in reason:
+            reason = "no engine socket at " + os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        return False, reason[:200]
+    return True, f"Docker {version.get('Version', '?')}"
 
 
 def get_provider(name: str | None) -> Provider:
     """The provider called `name` (or $LAB_PROVIDER, or auto)."""
     chosen, _reason = resolve(name)
     if chosen == "docker":
-        raise UsageProblem("The docker provider is not available in this version of the kit yet.",
-                           "Use --provider local (PostgreSQL and Redis as local processes) or --provider external.")
+        from grader.providers.docker import DockerProvider
+
+        return DockerProvider()
     if chosen == "external":
         from grader.providers.external import ExternalProvider
 

@@ -1,0 +1,129 @@
+"""The docker provider: PostgreSQL, Redis and the learner's app in throwaway containers.
+
+Per run: a private network, PostgreSQL and Redis containers started by testcontainers
+(ready by its named wait strategies: psql answering, PING answering), and a container
+runtime for the learner's code built from the app image, which holds the kit's Python
+dependencies at the versions the grader runs with (built once per kit, reused).
+The checks reach the services and the app through ports published on 127.0.0.1.
+
+Machine particulars (the engine's address, testcontainers' reaper and connection mode)
+come from the environment: DOCKER_HOST, TESTCONTAINERS_RYUK_DISABLED,
+TESTCONTAINERS_CONNECTION_MODE, TC_HOST.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+
+import docker
+import docker.errors
+from testcontainers.community.postgres import PostgresContainer
+from testcontainers.community.redis import RedisContainer
+from testcontainers.core.network import Network
+
+from grader.errors import EnvironmentProblem
+from grader.images import BUILD_TODO, ImageSet, image_set, missing
+from grader.labspec import LabSpec
+from grader.processes import RunDirectory
+from grader.providers import Services, TemplateRecipe
+from grader.providers.app_image import ensure_app_image
+from grader.providers.containers import ContainerRuntime, reap_abandoned, run_labels
+from grader.providers.postgres import TEST_SETTINGS
+
+ENGINE_TIMEOUT_SECONDS = 5
+POSTGRES_ALIAS, REDIS_ALIAS = "postgres", "redis"
+DATABASE = "lab"
+
+
+def engine() -> docker.DockerClient:
+    """A client of the engine DOCKER_HOST names (or the default socket), or why there is none."""
+    try:
+        client = docker.from_env(timeout=ENGINE_TIMEOUT_SECONDS)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise EnvironmentProblem(
+            f"No Docker engine answers: {str(exc).splitlines()[0][:200]}",
+            "Start Docker (or set DOCKER_HOST), or grade with --provider local. `lab doctor` shows what was found.",
+        ) from None
+    client.api.timeout = 120  # builds, image saves and container waits may take long
+    return client
+
+
+class DockerProvider:
+    name = "docker"
+
+    def __init__(self, progress: Callable[[str], None] | None = None):
+        self.client = engine()
+        self.images: ImageSet = image_set()
+        self.progress = progress or _print_to_stderr
+        self.app_image = ""
+
+    def _pull_missing(self) -> None:
+        for name in missing(self.client, self.images):
+            self.progress(f"Pulling {name} (once)")
+            try:
+                self.client.images.pull(name)
+            except docker.errors.APIError as error:
+                raise EnvironmentProblem(f"The image {name} is not on this engine and cannot be pulled: "
+                                         f"{str(error).splitlines()[0][:200]}", BUILD_TODO) from None
+
+    def servers(self) -> dict[str, str]:
+        return {"postgres": f"container {self.images.postgres}", "redis": f"container {self.images.redis}",
+                "app": f"container {self.app_image or 'built from ' + self.images.python}"}
+
+    @contextmanager
+    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:
+        reap_abandoned(self.client)
+        self._pull_missing()
+        self.app_image = ensure_app_image(self.client, self.images.python, self.progress)
+        labels = run_labels(run)
+        password = secrets.token_hex(12)
+        with ExitStack() as stack:
+            network = Network(docker_network_kw={"labels": labels}).create()
+            stack.callback(network.remove)
+            settings = [arg for key, value in TEST_SETTINGS.items() if key not in ("unix_socket_directories",
+                                                                                  "listen_addresses")
+                        for arg in ("-c", f"{key}={value}")]
+            postgres = (PostgresContainer(self.images.postgres, username="lab", password=password, dbname=DATABASE,
+                                          driver=None)
+                        .with_network(network).with_network_aliases(POSTGRES_ALIAS)
+                        .with_command(["postgres", *settings]).with_kwargs(labels=labels))
+            redis_server = (RedisContainer(self.images.redis).with_network(network)
+                            .with_network_aliases(REDIS_ALIAS).with_kwargs(labels=labels))
+            for container in (postgres, redis_server):
+                stack.callback(container.stop)
+                _start(container, run)
+            runtime = ContainerRuntime(self.client, self.app_image, network.name, run,
+                                       cpus=lab.server.cpus, memory_mb=lab.server.memory_mb)
+            stack.callback(runtime.close)
+            in_network = {"host": POSTGRES_ALIAS, "port": 5432, "user": "lab", "password": password,
+                          "dbname": DATABASE}
+            recipe.migrate(in_network, runtime)
+            host = postgres.get_container_host_ip()
+            yield Services(
+                database={**in_network, "host": host, "port": int(postgres.get_exposed_port(5432))},
+                redis_url=f"redis://{redis_server.get_container_host_ip()}:{redis_server.get_exposed_port(6379)}/0",
+                provider=self.name, runtime=runtime,
+                app_database=in_network, app_redis_url=f"redis://{REDIS_ALIAS}:6379/0",
+            )
+
+
+def _start(container, run: RunDirectory) -> None:
+    """Start a service container; when it does not get ready, the error carries its log."""
+    try:
+        container.start()
+    except Exception as exc:  # testcontainers raises TimeoutError and engine errors alike
+        log = ""
+        wrapped = getattr(container, "_container", None)
+        if wrapped is not None:
+            log = wrapped.logs(tail=30).decode(errors="replace")
+        raise EnvironmentProblem(f"The {container.image} container did not get ready: {exc}\n{log}".strip(),
+                                 "`lab doctor` checks the engine and images; LAB_POSTGRES_IMAGE and "
+                                 "LAB_REDIS_IMAGE choose other images.") from None
+
+
+def _print_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,153 @@
+"""The docker provider on a real engine: the same verdicts as local, limits that hold, nothing left behind.
+
+Needs a Docker engine and the images LAB_POSTGRES_IMAGE, LAB_REDIS_IMAGE and LAB_PYTHON_IMAGE name
+(`.ci/run` starts one and builds them from Debian packages); skipped, with the reason, where none answers,
+unless LAB_REQUIRE_DOCKER is set (CI), where that is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from grader.labspec import load_lab
+from grader.providers import engine_answers
+from grader.providers.containers import LABEL_RUN
+from grader.resources import resources
+
+from conftest import FIXTURES, overlay
+
+ANSWERS, ENGINE = engine_answers()
+if not ANSWERS and os.environ.get("LAB_REQUIRE_DOCKER"):
+    raise RuntimeError(f"LAB_REQUIRE_DOCKER is set but no Docker engine answers: {ENGINE}")
+pytestmark = [pytest.mark.slow, pytest.mark.docker,
+              pytest.mark.skipif(not ANSWERS, reason=f"no Docker engine answers: {ENGINE}")]
+LAB = load_lab(resources().lab_dir("race-conditions") / "lab.toml")
+SOLUTION = resources().solution_dir("race-conditions")
+
+
+def ours() -> list[str]:
+    """Every container and network a run of the kit made that still exists."""
+    client = docker.from_env()
+    try:
+        containers = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": LABEL_RUN})]
+        networks = [f"network {n.name}" for n in client.networks.list(filters={"label": LABEL_RUN})]
+    finally:
+        client.close()
+    return containers + networks
+
+
+def volumes() -> set[str]:
+    client = docker.from_env()
+    try:
+        return {volume.name for volume in client.volumes.list()}
+    finally:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def nothing_of_ours_left():
+    assert not ours(), "a previous test left containers or networks behind"
+    volumes_before = volumes()
+    yield
+    assert not ours(), "the run left containers or networks behind"
+    assert not volumes() - volumes_before, "the run left volumes behind"
+
+
+@pytest.fixture
+def workspace(run_lab, tmp_path: Path) -> Path:
+    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
+    return tmp_path / "race-conditions"
+
+
+def latest(workspace: Path) -> dict:
+    return json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
+
+
+def test_verify_under_docker_gives_the_verdicts_local_gives(run_lab):
+    result = run_lab("verify", "race-conditions", "--provider", "docker")
+
+    assert result.exit_code == 0, result.output
+    assert "the starter fails exactly" in result.output
+
+
+def test_check_under_docker_records_its_containers(run_lab, workspace: Path):
+    shutil.copytree(SOLUTION, workspace, dirs_exist_ok=True, ignore=shutil.ignore_patterns("NOTES.md"))
+
+    result = run_lab("check", "--provider", "docker", cwd=workspace)
+
+    assert result.exit_code == 0, result.output
+    report = latest(workspace)
+    assert report["provider"] == "docker"
+    assert {check["status"] for check in report["checks"]} == {"pass"}
+    assert report["servers"]["app"].startswith("container nexus-labs/app:")
+
+
+def test_an_app_that_allocates_without_bound_is_stopped_as_out_of_memory(run_lab, workspace: Path):
+    overlay(FIXTURES / "race-conditions" / "docker-only" / "memory-hog", workspace)
+
+    started = time.monotonic()
+    result = run_lab("check", "--provider", "docker", cwd=workspace)
+
+    assert result.exit_code == 1, result.output
+    failure = latest(workspace)["stage_failure"]
+    assert failure is not None, result.output
+    assert "out of memory" in failure["message"], failure
+    assert f"{LAB.server.memory_mb} MiB" in failure["message"]
+    assert time.monotonic() - started < LAB.limits.startup_seconds + 60, "it waited like a hung check"
+
+
+def test_ctrl_c_mid_check_under_docker_leaves_no_container_or_network(workspace: Path):
+    shutil.copytree(SOLUTION, workspace, dirs_exist_ok=True, ignore=shutil.ignore_patterns("NOTES.md"))
+    process = subprocess.Popen([sys.executable, "-m", "grader", "check", "--provider", "docker"], cwd=workspace,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            output.append(line)
+            if "PASS" in line or not line:
+                break
+        assert ours(), "the run's containers should exist mid-check:\n" + "".join(output)
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, "".join(output) + rest
+
+
+def test_a_later_run_removes_what_a_killed_one_left(run_lab, workspace: Path):
+    shutil.copytree(SOLUTION, workspace, dirs_exist_ok=True, ignore=shutil.ignore_patterns("NOTES.md"))
+    process = subprocess.Popen([sys.executable, "-m", "grader", "check", "--provider", "docker"], cwd=workspace,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and "PASS" not in process.stdout.readline():
+        pass
+    process.kill()
+    process.wait(timeout=10)
+    assert ours(), "a killed run leaves its containers (the next run is what removes them)"
+
+    result = run_lab("check", "--provider", "docker", cwd=workspace)
+
+    assert result.exit_code == 0, result.output
+
+
+def test_doctor_shows_the_engine_its_images_and_why_auto_takes_docker(run_lab):
+    result = run_lab("doctor", "--json")
+
+    found = json.loads(result.output)
+    assert result.exit_code == 0, result.output
+    assert found["engine"]["reachable"] and found["engine"]["detail"].startswith("Docker ")
+    assert found["provider"] == "docker" and "a Docker engine answers" in found["reason"]
+    assert {role for role, (_name, present) in found["images"].items() if present} >= {"postgres", "redis", "python"}
