@@ -352,7 +352,7 @@ def images_build(shell: bool) -> None:
     from grader.images import build_debian_images
     from grader.providers.docker import engine
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     started = time.monotonic()
     built = build_debian_images(engine(), progress=lambda line: err.print(
         f"[dim][{time.monotonic() - started:5.1f}s][/dim] {escape(line)}"))
