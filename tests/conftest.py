@@ -56,6 +56,13 @@ def run_lab(monkeypatch: pytest.MonkeyPatch):
     return run
 
 
+@pytest.fixture
+def workspace(run_lab, tmp_path: Path) -> Path:
+    """A fresh race-conditions workspace, made by `lab start` as a learner makes one."""
+    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
+    return tmp_path / "race-conditions"
+
+
 def tree_digest(root: Path, skip: str = ".lab") -> dict[str, str]:
     """sha256 of every file under root, except those under `skip`."""
     return {

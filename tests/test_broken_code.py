@@ -15,12 +15,6 @@ BROKEN = FIXTURES / "race-conditions" / "broken"
 STAGE_CASES = sorted(path.name for path in BROKEN.iterdir() if "stage" in (path / "variant.toml").read_text())
 
 
-@pytest.fixture
-def workspace(run_lab, tmp_path: Path) -> Path:
-    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
-    return tmp_path / "race-conditions"
-
-
 def latest(workspace: Path) -> dict:
     return json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from grader import catalog
 from grader.labspec import load_lab
 from grader.providers import engine_answers
 from grader.providers.containers import LABEL_RUN
@@ -63,21 +64,16 @@ def nothing_of_ours_left():
     assert not volumes() - volumes_before, "the run left volumes behind"
 
 
-@pytest.fixture
-def workspace(run_lab, tmp_path: Path) -> Path:
-    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
-    return tmp_path / "race-conditions"
-
-
 def latest(workspace: Path) -> dict:
     return json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
 
 
-def test_verify_under_docker_gives_the_verdicts_local_gives(run_lab):
-    result = run_lab("verify", "race-conditions", "--provider", "docker")
+def test_verify_every_lab_under_docker_gives_the_verdicts_local_gives(run_lab):
+    result = run_lab("verify", "--provider", "docker")
 
     assert result.exit_code == 0, result.output
-    assert "the starter fails exactly" in result.output
+    for lab in catalog.load_all():
+        assert f"✓ {lab.slug}: the starter fails exactly" in result.output
 
 
 def test_check_under_docker_records_its_containers(run_lab, workspace: Path):

@@ -24,12 +24,6 @@ PASSING = sorted(path.name for path in (VARIANTS / "passing").iterdir() if (path
 FAILING = sorted(path.name for path in (VARIANTS / "failing").iterdir() if (path / "variant.toml").is_file())
 
 
-@pytest.fixture
-def workspace(run_lab, tmp_path: Path) -> Path:
-    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
-    return tmp_path / "race-conditions"
-
-
 def graded(run_lab, workspace: Path) -> tuple[Result, dict[str, dict]]:
     """Run `lab check` as the grader does; returns the CLI result and the checks of latest.json by id."""
     result = run_lab("check", "--provider", "local", cwd=workspace)

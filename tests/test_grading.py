@@ -30,12 +30,6 @@ def expected_starter_statuses() -> dict[str, str]:
     return {check_id: "fail" if check_id in LAB.starter_fails else "pass" for check_id in LAB.check_ids}
 
 
-@pytest.fixture
-def workspace(run_lab, tmp_path: Path) -> Path:
-    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
-    return tmp_path / "race-conditions"
-
-
 def test_verify_race_conditions(run_lab):
     result = run_lab("verify", "race-conditions", "--provider", "local")
     assert result.exit_code == 0, result.output

@@ -66,12 +66,6 @@ create_order = _locked_for_demo_ids(create_order)
 '''
 
 
-@pytest.fixture
-def workspace(run_lab, tmp_path: Path) -> Path:
-    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
-    return tmp_path / "race-conditions"
-
-
 def verdicts(workspace: Path) -> dict[str, dict]:
     result = json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
     return {check["id"]: check for check in result["checks"]}
