@@ -1,0 +1,169 @@
+"""Load with Locust: run headless in its own process, get its figures back as data.
+
+Locust patches the standard library with gevent when it is imported, so it never runs in the
+grader's process: `run_load` starts `python -m locust` on a lab's hidden locustfile against a
+service on this machine, for a bounded time, shows a live progress line from its CSV history,
+and reads its final statistics (per endpoint and in total: requests, failures, p50, p95, p99)
+from the CSV and JSON files it writes. Requests per second are computed from the run's real
+duration (first request to last), not from the time asked for.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from grader.processes import stop_group
+
+LOOPBACK_NAMES = ("localhost",)
+GRACE_SECONDS = 30  # locust's own start and stop, beyond the run time
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """How many users, how fast they arrive, for how long."""
+
+    users: int
+    spawn_rate: float
+    seconds: int
+
+
+@dataclass(frozen=True)
+class EndpointFigures:
+    name: str  # "GET /api/books/" or "total"
+    requests: int
+    failures: int
+    p50_ms: float | None  # None when nothing completed
+    p95_ms: float | None
+    p99_ms: float | None
+
+    @property
+    def completed(self) -> int:
+        return self.requests - self.failures
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    endpoints: tuple[EndpointFigures, ...]
+    total: EndpointFigures
+    duration: float  # seconds from the first request sent to the last one answered
+    profile: LoadProfile
+
+    @property
+    def rps(self) -> float:
+        """Completed requests per second of real duration."""
+        return self.total.completed / self.duration if self.duration > 0 else 0.0
+
+    @property
+    def completed_nothing(self) -> bool:
+        """Not one request answered without failure: as slow as a service can be, not an error of the run."""
+        return self.total.completed == 0
+
+    def to_json(self) -> dict:
+        return {"profile": asdict(self.profile), "duration": round(self.duration, 3), "rps": round(self.rps, 2),
+                "total": asdict(self.total), "endpoints": [asdict(e) for e in self.endpoints]}
+
+
+class LoadError(Exception):
+    """Locust itself could not run (a broken locustfile, a missing dependency): the check's own problem."""
+
+
+def run_load(locustfile: Path, base_url: str, profile: LoadProfile, work: Path,
+             progress: Callable[[str], None] | None = None) -> LoadResult:
+    """Run the locustfile's users against `base_url` (loopback only) for the profile's time; return the figures."""
+    _require_loopback(base_url)
+    work.mkdir(parents=True, exist_ok=True)
+    prefix, summary, log = work / "locust", work / "locust.json", work / "locust.log"  # locust adds ".json"
+    command = [
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", base_url,
+        "--users", str(profile.users), "--spawn-rate", str(profile.spawn_rate), "--run-time", f"{profile.seconds}s",
+        "--stop-timeout", "2", "--csv", str(prefix), "--json-file", str(prefix), "--only-summary",
+        "--exit-code-on-error", "0", "--loglevel", "WARNING", "--skip-log-setup",
+    ]
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONSTARTUP"}
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=locustfile.parent, stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.monotonic() + profile.seconds + GRACE_SECONDS
+    try:
+        while process.poll() is None:
+            if time.monotonic() > deadline:
+                raise LoadError(f"locust did not stop within {profile.seconds + GRACE_SECONDS} s:\n{_tail(log)}")
+            if progress is not None:
+                line = _progress_line(Path(f"{prefix}_stats_history.csv"), profile)
+                if line:
+                    progress(line)
+            time.sleep(1.0)
+    finally:
+        if process.poll() is None:
+            stop_group(process.pid, grace=3.0)
+    if process.returncode != 0 or not summary.is_file():
+        raise LoadError(f"locust failed (exit {process.returncode}):\n{_tail(log)}")
+    return read_figures(Path(f"{prefix}_stats.csv"), summary, profile)
+
+
+def read_figures(stats_csv: Path, summary_json: Path, profile: LoadProfile) -> LoadResult:
+    """The figures of a finished run, from locust's `_stats.csv` (percentiles) and `--json-file` (timings)."""
+    rows = {_row_name(row): row for row in csv.DictReader(stats_csv.open(newline=""))}
+    entries = json.loads(summary_json.read_text())
+    endpoints = tuple(_figures(name, row) for name, row in rows.items() if name != "total")
+    total = _figures("total", rows["total"]) if "total" in rows else EndpointFigures("total", 0, 0, None, None, None)
+    starts = [entry["start_time"] for entry in entries if entry.get("num_requests")]
+    ends = [entry["last_request_timestamp"] for entry in entries if entry.get("last_request_timestamp")]
+    duration = max(ends) - min(starts) if starts and ends else 0.0
+    return LoadResult(endpoints, total, max(duration, 0.0), profile)
+
+
+def _row_name(row: dict) -> str:
+    return "total" if row["Name"] == "Aggregated" else f"{row['Type']} {row['Name']}".strip()
+
+
+def _figures(name: str, row: dict) -> EndpointFigures:
+    requests, failures = int(row["Request Count"]), int(row["Failure Count"])
+
+    def percentile(column: str) -> float | None:
+        value = row.get(column, "N/A")
+        return None if requests == 0 or value in ("N/A", "") else float(value)
+
+    return EndpointFigures(name, requests, failures, percentile("50%"), percentile("95%"), percentile("99%"))
+
+
+def _progress_line(history: Path, profile: LoadProfile) -> str:
+    try:
+        lines = history.read_text().splitlines()
+    except OSError:
+        return ""
+    if len(lines) < 2:
+        return ""
+    last = next(csv.DictReader([lines[0], lines[-1]]))
+    if last.get("Name") != "Aggregated":
+        return ""
+    return (f"load: {last['User Count']}/{profile.users} users, {float(last['Requests/s']):.0f} req/s, "
+            f"{last['Total Request Count']} requests, {last['Total Failure Count']} failures, "
+            f"p50 {last['50%']} ms")
+
+
+def _require_loopback(base_url: str) -> None:
+    host = urlsplit(base_url).hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host in LOOPBACK_NAMES
+    if not loopback:
+        raise ValueError(f"load is only ever sent to this machine's loopback, not to {base_url}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
