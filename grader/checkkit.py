@@ -20,8 +20,9 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -30,6 +31,7 @@ from psycopg.rows import dict_row
 
 check = pytest.mark.check
 """Mark a test function as the hidden check of one lab.toml check id."""
+T = TypeVar("T")
 
 
 class Failure(Exception):
@@ -188,8 +190,50 @@ class Database:
         rows = self.query(sql, params)
         return next(iter(rows[0].values())) if rows else None
 
+    def statements(self, action: Callable[[], T]) -> tuple[T, Statements]:
+        """Run `action` (say, one request) and count the SQL statements the server ran meanwhile.
+
+        The count comes from PostgreSQL's own statistics (pg_stat_statements), not from the app, so
+        the learner's code can neither hide statements nor fake them. Raises Inconclusive where the
+        server does not keep them (an external server without the module loaded).
+        """
+        try:
+            self.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            self.query("SELECT pg_stat_statements_reset()")
+        except psycopg.Error as error:
+            raise Inconclusive(f"PostgreSQL does not count statements here: {error}".strip(),
+                               evidence={"needs": "shared_preload_libraries = 'pg_stat_statements'"}) from None
+        result = action()
+        rows = self.query(
+            "SELECT query, calls FROM pg_stat_statements "
+            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND query NOT ILIKE '%pg_stat_statements%' ORDER BY calls DESC, query")
+        return result, Statements(tuple((row["query"], int(row["calls"])) for row in rows))
+
     def close(self) -> None:
         self.connection.close()
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The statements PostgreSQL ran during an action: normalised text and how often, most often first."""
+
+    by_query: tuple[tuple[str, int], ...]
+
+    @property
+    def total(self) -> int:
+        return sum(calls for _query, calls in self.by_query)
+
+    def most_repeated(self) -> tuple[str, int] | None:
+        return self.by_query[0] if self.by_query else None
+
+    def touching(self, table: str) -> int:
+        """How many of them name `table`."""
+        return sum(calls for query, calls in self.by_query if table in query)
+
+    def evidence(self, limit: int = 5) -> dict[str, Any]:
+        return {"statements": self.total, "most_run": [{"query": query[:300], "times": calls}
+                                                       for query, calls in self.by_query[:limit]]}
 
 
 def server_errors(replies: list[Reply]) -> list[str]:

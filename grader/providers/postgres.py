@@ -30,6 +30,8 @@ TEST_SETTINGS = {
     "full_page_writes": "off",
     "deadlock_timeout": "100ms",
     "max_connections": "100",
+    # The server's own count of the statements each request runs, for evidence the app cannot hide or fake.
+    "shared_preload_libraries": "pg_stat_statements",
     "unix_socket_directories": "",
     "listen_addresses": "127.0.0.1",
 }
