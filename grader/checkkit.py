@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -210,8 +211,58 @@ class Database:
             "AND query NOT ILIKE '%pg_stat_statements%' ORDER BY calls DESC, query")
         return result, Statements(tuple((row["query"], int(row["calls"])) for row in rows))
 
+    def plan(self, query: str) -> Plan:
+        """The plan PostgreSQL makes for a statement as pg_stat_statements shows it (constants as $1, $2...).
+
+        A generic plan, the one that does not depend on the values: the statement is prepared with its
+        parameters untyped and explained with plan_cache_mode forced to generic (what EXPLAIN
+        (GENERIC_PLAN) does on PostgreSQL 16), inside a transaction that is rolled back.
+        """
+        parameters = max((int(n) for n in re.findall(r"\$(\d+)", query)), default=0)
+        name = f"lab_plan_{abs(hash(query)) % 10**9}"
+        with self.connection.transaction(force_rollback=True), self.connection.cursor() as cursor:
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE {name} AS {query}")
+            arguments = ", ".join(["NULL"] * parameters)
+            cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {name}" + (f"({arguments})" if parameters else ""))
+            document = cursor.fetchone()
+            cursor.execute(f"DEALLOCATE {name}")
+        tree = next(iter(document.values())) if isinstance(document, dict) else document[0]
+        return Plan(query, tree[0]["Plan"])
+
     def close(self) -> None:
         self.connection.close()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An EXPLAIN tree, with the questions checks ask of it."""
+
+    query: str
+    root: dict[str, Any]
+
+    def nodes(self) -> list[dict[str, Any]]:
+        found, stack = [], [self.root]
+        while stack:
+            node = stack.pop()
+            found.append(node)
+            stack.extend(reversed(node.get("Plans", [])))
+        return found
+
+    def seq_scans(self) -> list[str]:
+        """The tables the plan reads whole."""
+        return [node["Relation Name"] for node in self.nodes() if node["Node Type"] == "Seq Scan"]
+
+    def index_scans(self) -> list[tuple[str, str]]:
+        """(table, index) of every index the plan uses."""
+        kinds = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
+        scans = [node for node in self.nodes() if node["Node Type"] in kinds]
+        return [(node.get("Relation Name", ""), node["Index Name"]) for node in scans]
+
+    def evidence(self) -> dict[str, Any]:
+        return {"query": self.query[:300], "plan": [f"{node['Node Type']} on {node.get('Relation Name', '')}".strip()
+                                                   + (f" using {node['Index Name']}" if "Index Name" in node else "")
+                                                   for node in self.nodes()]}
 
 
 @dataclass(frozen=True)

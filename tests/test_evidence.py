@@ -68,3 +68,36 @@ def test_two_requests_count_twice_and_the_grader_s_own_queries_do_not_count(serv
 
     assert twice.touching("store_product") == 2 * once.touching("store_product")
     assert none.total == 1, "only the action's own statement, not the counting machinery"
+
+
+def test_plans_show_whole_table_reads_and_index_use(served):
+    _, database = served
+    database.query("CREATE TABLE lab_plan_probe (id serial PRIMARY KEY, shelf integer, title text)")
+    database.query("INSERT INTO lab_plan_probe (shelf, title) "
+                   "SELECT g % 500, 'book ' || g FROM generate_series(1, 20000) AS g")
+    database.query("CREATE INDEX lab_plan_probe_shelf ON lab_plan_probe (shelf)")
+    database.query("ANALYZE lab_plan_probe")
+
+    _, by_title = database.statements(
+        lambda: database.query("SELECT id FROM lab_plan_probe WHERE title = %s", ("book 7",)))
+    _, by_shelf = database.statements(
+        lambda: database.query("SELECT id FROM lab_plan_probe WHERE shelf = %s", (7,)))
+    whole, indexed = (database.plan(statements.most_repeated()[0]) for statements in (by_title, by_shelf))
+
+    assert "$1" in whole.query, "the statement as PostgreSQL normalised it"
+    assert whole.seq_scans() == ["lab_plan_probe"], whole.evidence()
+    assert not indexed.seq_scans(), indexed.evidence()
+    assert "lab_plan_probe_shelf" in [index for _table, index in indexed.index_scans()], indexed.evidence()
+    assert any("Seq Scan on lab_plan_probe" == line for line in whole.evidence()["plan"])
+
+
+def test_the_plan_of_a_statement_an_endpoint_ran(served):
+    prepared, database = served
+    product = database.scalar("SELECT min(id) FROM store_product")
+
+    _, statements = database.statements(lambda: get(f"{prepared.server.base_url}/api/products/{product}/"))
+    query = next(query for query, _times in statements.by_query if "store_product" in query)
+    plan = database.plan(query)
+
+    assert plan.nodes() and plan.evidence()["plan"]
+    assert {node.get("Relation Name") for node in plan.nodes()} & {"store_product", None}

@@ -30,12 +30,14 @@ from grader.runtime import Listener, PortTaken
 
 LABEL_RUN = "org.nexus-labs.run"
 LABEL_OWNER = "org.nexus-labs.owner"  # "<pid>:<process start time>" of the grader that made it
+LABEL_RUNS = "org.nexus-labs.runs"  # the folder of run directories the run lives in (LAB_RUNS_DIR)
 APP_PORT = 8000
 
 
 def run_labels(run: RunDirectory) -> dict[str, str]:
     pid = os.getpid()
-    return {LABEL_RUN: run.path.name, LABEL_OWNER: f"{pid}:{process_start_time(pid) or ''}"}
+    return {LABEL_RUN: run.path.name, LABEL_OWNER: f"{pid}:{process_start_time(pid) or ''}",
+            LABEL_RUNS: str(run.path.parent)}
 
 
 def reap_abandoned(client: docker.DockerClient) -> list[str]:
