@@ -1,8 +1,8 @@
 """The docker provider on a real engine: the same verdicts as local, limits that hold, nothing left behind.
 
-Needs a Docker engine and the images LAB_POSTGRES_IMAGE, LAB_REDIS_IMAGE and LAB_PYTHON_IMAGE name
-(`.ci/run` starts one and builds them from Debian packages); skipped, with the reason, where none answers,
-unless LAB_REQUIRE_DOCKER is set (CI), where that is an error.
+Needs a Docker engine holding the images LAB_POSTGRES_IMAGE, LAB_REDIS_IMAGE and LAB_PYTHON_IMAGE name
+(`.ci/run` starts one and builds them from Debian packages); skipped, with the reason, where there is none
+or it lacks them, unless LAB_REQUIRE_DOCKER is set (CI), where that is an error.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import docker
 import pytest
 
 from grader import catalog
+from grader.images import image_set, missing
 from grader.labspec import load_lab
 from grader.providers import engine_answers
 from grader.providers.containers import LABEL_RUNS
@@ -27,11 +28,24 @@ from grader.resources import resources
 
 from conftest import FIXTURES, overlay
 
-ANSWERS, ENGINE = engine_answers()
-if not ANSWERS and os.environ.get("LAB_REQUIRE_DOCKER"):
-    raise RuntimeError(f"LAB_REQUIRE_DOCKER is set but no Docker engine answers: {ENGINE}")
-pytestmark = [pytest.mark.slow, pytest.mark.docker,
-              pytest.mark.skipif(not ANSWERS, reason=f"no Docker engine answers: {ENGINE}")]
+
+def _why_not() -> str:
+    """Why the container tests cannot run here, or "" when they can."""
+    answers, engine = engine_answers()
+    if not answers:
+        return f"no Docker engine answers: {engine}"
+    client = docker.from_env()
+    try:
+        absent = missing(client, image_set())
+    finally:
+        client.close()
+    return f"the engine lacks the images {', '.join(absent)} (`lab images build`)" if absent else ""
+
+
+WHY_NOT = _why_not()
+if WHY_NOT and os.environ.get("LAB_REQUIRE_DOCKER"):
+    raise RuntimeError(f"LAB_REQUIRE_DOCKER is set but the container tests cannot run: {WHY_NOT}")
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT)]
 LAB = load_lab(resources().lab_dir("race-conditions") / "lab.toml")
 SOLUTION = resources().solution_dir("race-conditions")
 

