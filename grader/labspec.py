@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from grader.calibration import Thresholds
 from grader.errors import LabError
 
 FORMAT_VERSION = 1
@@ -55,6 +56,17 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class LoadSpec:
+    """A lab's load profile: Locust users of its hidden locustfile, judged against the reference's figures."""
+
+    users: int
+    spawn_rate: float
+    seconds: int
+    locustfile: str  # beside the lab's hidden checks
+    thresholds: Thresholds
+
+
+@dataclass(frozen=True)
 class BenchTargets:
     """What `make bench` holds this lab to; None means no target."""
 
@@ -79,6 +91,7 @@ class LabSpec:
     server: ServerShape = field(default_factory=ServerShape)
     limits: Limits = field(default_factory=Limits)
     bench: BenchTargets = field(default_factory=BenchTargets)
+    load: LoadSpec | None = None
 
     @property
     def directory(self) -> Path:
@@ -182,7 +195,7 @@ def load_lab(path: Path) -> LabSpec:
     top = _Reader(path, data)
     top.known_keys({
         "format_version", "slug", "version", "title", "summary", "difficulty", "estimated_minutes",
-        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "checks",
+        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "load", "checks",
     })
     if top.integer("format_version", minimum=1) != FORMAT_VERSION:
         raise top.error("format_version", f"must be {FORMAT_VERSION} (this kit reads format {FORMAT_VERSION})")
@@ -218,6 +231,7 @@ def load_lab(path: Path) -> LabSpec:
     limits = top.subtable("limits")
     limits.known_keys({"check_seconds", "startup_seconds", "request_seconds"})
     bench = top.subtable("bench")
+    load = _read_load(top) if "load" in data else None
     bench.known_keys({"solution_seconds"})
     return LabSpec(
         path=path,
@@ -245,6 +259,25 @@ def load_lab(path: Path) -> LabSpec:
             request_seconds=limits.integer("request_seconds", Limits.request_seconds, minimum=1),
         ),
         bench=BenchTargets(solution_seconds=bench.integer("solution_seconds", 0) or None),
+        load=load,
+    )
+
+
+def _read_load(top: _Reader) -> LoadSpec:
+    load = top.subtable("load")
+    load.known_keys({"users", "spawn_rate", "seconds", "locustfile", "min_rps_ratio", "max_p50_ratio",
+                     "max_failures"})
+    defaults = Thresholds()
+    return LoadSpec(
+        users=load.integer("users", minimum=1),
+        spawn_rate=load.number("spawn_rate", 10.0, minimum=0.1),
+        seconds=load.integer("seconds", minimum=1),
+        locustfile=load.string("locustfile", "locustfile.py"),
+        thresholds=Thresholds(
+            min_rps_ratio=load.number("min_rps_ratio", defaults.min_rps_ratio, minimum=0.0),
+            max_p50_ratio=load.number("max_p50_ratio", defaults.max_p50_ratio, minimum=1.0),
+            max_failures=load.integer("max_failures", defaults.max_failures),
+        ),
     )
 
 

@@ -62,6 +62,10 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
      "must be an integer >= 0, got 1.5"),
     ("[limits]", "colour = \"blue\"\n[limits]", "server.colour",
      "is not a known key; expected one of cpus, memory_mb, threads, workers"),
+    ("[limits]", "[load]\nusers = 0\nseconds = 10\n\n[limits]", "load.users", "must be an integer >= 1, got 0"),
+    ("[limits]", "[load]\nusers = 5\n\n[limits]", "load.seconds", "is missing"),
+    ("[limits]", "[load]\nusers = 5\nseconds = 10\nmax_p50_ratio = 0.5\n\n[limits]", "load.max_p50_ratio",
+     "must be a number >= 1.0, got 0.5"),
 ])
 def test_broken_field_names_file_and_key(tmp_path: Path, old: str, new: str, key: str, problem: str):
     path = _broken(tmp_path, old, new)
@@ -82,3 +86,13 @@ def test_duplicate_check_id(tmp_path: Path):
         load_lab(path)
     assert caught.value.key == "checks.product-detail.id"
     assert caught.value.problem == "is declared twice; check ids must be unique"
+
+
+def test_a_load_profile_is_typed_with_default_thresholds(tmp_path: Path):
+    lab = load_lab(_broken(tmp_path, "[limits]", "[load]\nusers = 20\nseconds = 15\nmin_rps_ratio = 0.5\n\n[limits]"))
+
+    assert lab.load is not None
+    assert (lab.load.users, lab.load.seconds, lab.load.spawn_rate, lab.load.locustfile) == (20, 15, 10.0,
+                                                                                           "locustfile.py")
+    assert lab.load.thresholds.min_rps_ratio == 0.5 and lab.load.thresholds.max_p50_ratio == 3.0
+    assert load_lab(RACE).load is None, "a lab without [load] has no load checks"
