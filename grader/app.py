@@ -25,6 +25,7 @@ from typing import Any
 import django
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from grader import dataset
 from grader.errors import StageFailure
 from grader.labspec import LabSpec
 from grader.processes import RunDirectory
@@ -33,6 +34,7 @@ from grader.resources import resources
 from grader.runtime import Handle, PortTaken, Runtime
 
 OVERLAY_PACKAGE = "_lab_overlay"
+SERVER_CONFIG = "gunicorn.conf.py"  # ours, so that one in the learner's project never shapes the server
 SEEDING_SCRIPT = Path(__file__).with_name("seeding.py")
 NO_REDIS_YET = "redis://127.0.0.1:1/0"
 READY_ERRORS_TO_GIVE_UP = 8
@@ -56,21 +58,49 @@ class LearnerApp:
     # -- the template database -------------------------------------------------------------
 
     def migration_key(self) -> str:
-        """A hash of everything that decides the migrated schema: migration files, lab and Django versions."""
+        """A hash of everything that decides the template: migration files, the lab's dataset, lab and Django versions."""
         digest = hashlib.sha256(f"{self.lab.slug}\0{self.lab.version}\0{django.__version__}\0".encode())
         for path in sorted(self.snapshot.rglob("migrations/*.py")):
             digest.update(str(path.relative_to(self.snapshot)).encode() + b"\0" + path.read_bytes() + b"\0")
+        if self.lab.data is not None:
+            digest.update(b"data\0" + self.dataset_module().read_bytes())
         return digest.hexdigest()[:20]
 
-    def migrate(self, database: dict[str, Any], runtime: Runtime) -> None:
-        """Apply the learner's migrations to `database` (used to build the cached template)."""
+    def dataset_module(self) -> Path:
+        return resources().checks_dir(self.lab.slug) / self.lab.data.module
+
+    def migrate(self, database: dict[str, Any], runtime: Runtime, grader_database: dict[str, Any] | None = None) -> None:
+        """Apply the learner's migrations to `database` (used to build the cached template).
+
+        A lab with a dataset is migrated in two steps, with its data COPYed in between (from the grader,
+        which reaches the database as `grader_database`), then analysed for the planner.
+        """
         overlay = self.render_overlay("overlay-migrate", database, NO_REDIS_YET)
         log = self.run.path / "migrate.log"
-        self._run_stage(
-            runtime, "migrate", [runtime.python, "-m", "django", "migrate", "--noinput", "--skip-checks"], overlay,
-            log, todo="Run `python manage.py migrate` in your workspace against a database (`lab run` gives you one) "
-                 "and fix the error it shows; `python manage.py makemigrations` after changing models.",
-        )
+        command = [runtime.python, "-m", "django", "migrate", "--noinput", "--skip-checks"]
+        todo = ("Run `python manage.py migrate` in your workspace against a database (`lab run` gives you one) "
+                "and fix the error it shows; `python manage.py makemigrations` after changing models.")
+        data = self.lab.data
+        if data is None:
+            self._run_stage(runtime, "migrate", command, overlay, log, todo=todo)
+            return
+        keep = (f"Keep the starter's migrations up to {data.after} as they are and put your changes in new "
+                "migrations (`python manage.py makemigrations`); the brief lists the tables and columns the data fills.")
+        if not (self.snapshot / data.app / "migrations" / f"{data.migration}.py").is_file():
+            raise StageFailure("migrate", f"the lab's data is loaded once the migration {data.after} is applied, and "
+                               f"your project has no {data.app}/migrations/{data.migration}.py", "", keep)
+        self._run_stage(runtime, "migrate", [*command, data.app, data.migration], overlay, log, todo=todo)
+        target = grader_database or database
+        try:
+            loaded = dataset.load(self.dataset_module(), target)
+        except dataset.DatasetError as error:
+            raise StageFailure("migrate", f"the lab's data could not be loaded into your tables after {data.after}: "
+                               f"{error}", "", keep) from None
+        with log.open("a") as handle:
+            handle.write("Loaded the lab's data in {:.1f} s: {}\n".format(
+                loaded.seconds, ", ".join(f"{table} {rows:,} rows" for table, rows in loaded.rows.items())))
+        self._run_stage(runtime, "migrate", command, overlay, log, todo=todo)
+        dataset.analyze(target)
 
     # -- seed and serve --------------------------------------------------------------------
 
@@ -107,6 +137,7 @@ class LearnerApp:
             listener = runtime.listener(port)
             command = [
                 runtime.python, "-m", "gunicorn", f"{OVERLAY_PACKAGE}.wsgi:application",
+                "--config", str(overlay / SERVER_CONFIG),
                 "--bind", listener.bind, "--workers", str(server.workers), "--threads", str(server.threads),
                 "--timeout", str(max(30, self.lab.limits.request_seconds * 2)), "--graceful-timeout", "3",
                 "--access-logfile", "-", "--error-logfile", "-", "--capture-output",
@@ -179,6 +210,8 @@ class LearnerApp:
                   "redis_url": redis_url, "token": self.token}
         for template in ("__init__.py", "settings.py", "urls.py", "wsgi.py"):
             (package / template).write_text(templates.get_template(f"{template}.j2").render(values))
+        (root / SERVER_CONFIG).write_text("# The grader's server settings are its command line: a gunicorn.conf.py in "
+                                          "the project is not read.\n")
         return root
 
     def log_excerpt(self, log: Path, limit: int = 30) -> str:

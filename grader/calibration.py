@@ -6,8 +6,9 @@ same machine: RPS at least `min_rps_ratio` of the reference's, p50 at most `max_
 reference's, and no more than `max_failures` failed requests. A measurement close to a threshold is
 repeated; one that stays close after every round is inconclusive, with the numbers.
 
-The reference's figures are kept per lab version, provider and machine (`ReferenceCache`), so a
-learner's check pays for measuring the reference once; `lab calibrate` measures it again.
+The starter's and the reference's figures (of every check, the load check's among them) are kept per
+lab version, provider and machine (`CalibrationCache`), so a learner's check pays for measuring them
+once; `lab calibrate` measures them again. Reports show them beside the learner's own.
 """
 
 from __future__ import annotations
@@ -26,24 +27,50 @@ from grader.paths import cache_dir
 MARGIN = 0.15  # within 15% of a threshold a measurement is too close to call, and is repeated
 
 
+# The names a load check records its figures under (shown side by side in the report).
+RPS, P50, P95, P99, REQUESTS, FAILURES = "requests/s", "p50 ms", "p95 ms", "p99 ms", "requests", "failed requests"
+
+
 @dataclass(frozen=True)
-class Figures:
+class LoadFigures:
     """What a load run measured, in the terms the thresholds use."""
 
     rps: float  # completed requests per second of real duration
     p50_ms: float | None  # None when nothing completed
     requests: int
     failures: int
+    p95_ms: float | None = None
+    p99_ms: float | None = None
 
     @property
     def completed_nothing(self) -> bool:
         return self.requests - self.failures <= 0
 
     @classmethod
-    def of(cls, result: Any) -> Figures:
+    def of(cls, result: Any) -> LoadFigures:
         """From a grader.load.LoadResult."""
-        return cls(rps=result.rps, p50_ms=result.total.p50_ms, requests=result.total.requests,
-                   failures=result.total.failures)
+        total = result.total
+        return cls(rps=round(result.rps, 2), p50_ms=total.p50_ms, requests=total.requests, failures=total.failures,
+                   p95_ms=total.p95_ms, p99_ms=total.p99_ms)
+
+    def as_figures(self) -> dict[str, float | None]:
+        return {RPS: self.rps, P50: self.p50_ms, P95: self.p95_ms, P99: self.p99_ms, REQUESTS: self.requests,
+                FAILURES: self.failures}
+
+    @classmethod
+    def from_figures(cls, figures: dict[str, Any]) -> LoadFigures | None:
+        """From figures a load check recorded; None when they are not a load check's."""
+        try:
+            return cls(rps=float(figures[RPS]), p50_ms=figures[P50], requests=int(figures[REQUESTS]),
+                       failures=int(figures[FAILURES]), p95_ms=figures.get(P95), p99_ms=figures.get(P99))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @staticmethod
+    def median(rounds: list[LoadFigures]) -> LoadFigures:
+        """The round whose throughput is the median (an odd count picks the middle one)."""
+        ordered = sorted(rounds, key=lambda figures: figures.rps)
+        return ordered[(len(ordered) - 1) // 2]
 
 
 @dataclass(frozen=True)
@@ -60,7 +87,7 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def judge(yours: Figures, reference: Figures, thresholds: Thresholds) -> tuple[Verdict, bool]:
+def judge(yours: LoadFigures, reference: LoadFigures, thresholds: Thresholds) -> tuple[Verdict, bool]:
     """One measurement against the reference: the verdict, and whether it was too close to call."""
     evidence = {"yours": asdict(yours), "reference": asdict(reference), "thresholds": asdict(thresholds)}
     if reference.completed_nothing or reference.rps <= 0 or not reference.p50_ms:
@@ -93,7 +120,7 @@ def judge(yours: Figures, reference: Figures, thresholds: Thresholds) -> tuple[V
     return Verdict("pass", f"within the calibrated limits: {figures}", evidence), close
 
 
-def decide(measure: Callable[[], Figures], reference: Figures, thresholds: Thresholds, rounds: int = 3) -> Verdict:
+def decide(measure: Callable[[], LoadFigures], reference: LoadFigures, thresholds: Thresholds, rounds: int = 3) -> Verdict:
     """Measure until a verdict is clear, at most `rounds` times; a verdict still too close is inconclusive."""
     seen: list[dict[str, Any]] = []
     verdict = Verdict("inconclusive", "not measured")
@@ -106,8 +133,8 @@ def decide(measure: Callable[[], Figures], reference: Figures, thresholds: Thres
                    f"{verdict.message}", {"rounds": seen})
 
 
-def machine_key(provider: str) -> str:
-    """What makes figures comparable: this machine's processor, cores and memory, and the provider."""
+def _machine() -> tuple[str, int, int, str]:
+    """This machine's processor, cores, GiB of memory and system."""
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -115,29 +142,64 @@ def machine_key(provider: str) -> str:
     except (OSError, StopIteration):
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
-    text = json.dumps([cpu, os.cpu_count(), memory // 2**30, platform.system(), provider])
+    return cpu, os.cpu_count() or 0, memory // 2**30, platform.system()
+
+
+def machine_key(provider: str) -> str:
+    """What makes figures comparable: this machine's processor, cores and memory, and the provider."""
+    text = json.dumps([*_machine(), provider])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class ReferenceCache:
-    """The reference solution's figures per lab, lab version, provider and machine."""
+def machine_description() -> str:
+    cpu, cores, memory, system = _machine()
+    return f"{cpu}, {cores} cores, {memory} GiB, {system}"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The starter's and the reference solution's figures for every check of a lab, measured on this machine."""
+
+    lab: str
+    version: str
+    provider: str
+    machine: str
+    measured_at: str
+    seed: int
+    starter: dict[str, dict[str, Any]]  # check id -> figure name -> value
+    reference: dict[str, dict[str, Any]]
+
+    def reference_load(self, check_id: str) -> LoadFigures | None:
+        return LoadFigures.from_figures(self.reference.get(check_id, {}))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> dict[str, Any]:
+        """Where the figures come from, for a result."""
+        return {"measured_at": self.measured_at, "machine": self.machine, "provider": self.provider,
+                "seed": self.seed}
+
+
+class CalibrationCache:
+    """Calibrations per lab, lab version, provider and machine; `lab calibrate` replaces one."""
 
     def __init__(self, root: Path | None = None):
         self.root = root or cache_dir() / "calibration"
 
-    def _path(self, lab: str, version: str, provider: str, check_id: str) -> Path:
-        return self.root / f"{lab}-{version}-{check_id}-{machine_key(provider)}.json"
+    def path(self, lab: str, version: str, provider: str) -> Path:
+        return self.root / f"{lab}-{version}-{provider}-{machine_key(provider)}.json"
 
-    def get(self, lab: str, version: str, provider: str, check_id: str) -> Figures | None:
+    def get(self, lab: str, version: str, provider: str) -> Calibration | None:
         try:
-            return Figures(**json.loads(self._path(lab, version, provider, check_id).read_text()))
+            return Calibration(**json.loads(self.path(lab, version, provider).read_text()))
         except (OSError, ValueError, TypeError):
             return None
 
-    def put(self, lab: str, version: str, provider: str, check_id: str, figures: Figures) -> Path:
-        path = self._path(lab, version, provider, check_id)
+    def put(self, calibration: Calibration) -> Path:
+        path = self.path(calibration.lab, calibration.version, calibration.provider)
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_suffix(".tmp")
-        staging.write_text(json.dumps(asdict(figures), indent=2))
+        staging = path.with_suffix(f".{os.getpid()}.tmp")
+        staging.write_text(json.dumps(calibration.to_json(), indent=2))
         staging.replace(path)
         return path

@@ -10,8 +10,8 @@ A check is a pytest function marked with the lab.toml id it implements::
 
 `Failure` is a verdict about the learner's service; `Inconclusive` says the
 check could not decide and why; any other exception is a bug in the check and
-is reported as an error. Fixtures (`lab`, `client`, `db`) come from the grader's
-pytest plugin.
+is reported as an error. Fixtures (`lab`, `client`, `db`, `figures`, `load`)
+come from the grader's pytest plugin.
 """
 
 from __future__ import annotations
@@ -21,14 +21,19 @@ import json
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+
+from grader.calibration import LoadFigures, Thresholds, decide
+from grader.load import LoadProfile, run_load
 
 check = pytest.mark.check
 """Mark a test function as the hidden check of one lab.toml check id."""
@@ -66,6 +71,53 @@ class LabContext:
     seed_data: dict[str, Any]
     request_seconds: float
     server: dict[str, int] = field(default_factory=dict)
+
+
+class LoadCheck:
+    """The lab's load profile run against the service, judged against the reference's figures.
+
+    Grading, `verdict()` measures (again while too close to call) and raises Failure or Inconclusive
+    unless the service is within the calibrated ratios. Calibrating, it only measures: once for the
+    starter, the median of several rounds for the reference solution. Either way the figures it
+    measured are recorded for the report.
+    """
+
+    CALIBRATION_ROUNDS = {"starter": 1, "reference": 3}
+
+    def __init__(self, check_id: str, spec: dict[str, Any], base_url: str, work: Path, figures: dict[str, Any],
+                 reference: dict[str, Any] | None, calibrating: str | None,
+                 progress: Callable[[str], None] | None = None):
+        self.check_id, self.spec, self.base_url, self.work = check_id, spec, base_url, work
+        self.figures, self.reference, self.calibrating, self.progress = figures, reference, calibrating, progress
+        self.profile = LoadProfile(users=spec["users"], spawn_rate=spec["spawn_rate"], seconds=spec["seconds"])
+        self.thresholds = Thresholds(**spec["thresholds"])
+        self.rounds = 0
+
+    def measure(self, data: Any = None) -> LoadFigures:
+        """One run of the profile; its figures become the check's."""
+        self.rounds += 1
+        result = run_load(Path(self.spec["locustfile"]), self.base_url, self.profile,
+                          self.work / f"round-{self.rounds}", progress=self.progress, data=data)
+        figures = LoadFigures.of(result)
+        self.figures.update(figures.as_figures())
+        return figures
+
+    def verdict(self, data: Any = None) -> str:
+        """Measure and judge; returns the passing message, raises Failure or Inconclusive otherwise."""
+        if self.calibrating:
+            rounds = [self.measure(data) for _ in range(self.CALIBRATION_ROUNDS.get(self.calibrating, 1))]
+            self.figures.update(LoadFigures.median(rounds).as_figures())
+            return f"measured for calibration over {len(rounds)} round(s), not judged"
+        reference = LoadFigures.from_figures(self.reference or {})
+        if reference is None:
+            raise Inconclusive("there are no figures of the reference solution to compare with: `lab calibrate` "
+                               "measures them")
+        verdict = decide(lambda: self.measure(data), reference, self.thresholds)
+        if verdict.status == "fail":
+            raise Failure(verdict.message, evidence=verdict.evidence)
+        if verdict.status == "inconclusive":
+            raise Inconclusive(verdict.message, evidence=verdict.evidence)
+        return verdict.message
 
 
 @dataclass
@@ -206,10 +258,10 @@ class Database:
                                evidence={"needs": "shared_preload_libraries = 'pg_stat_statements'"}) from None
         result = action()
         rows = self.query(
-            "SELECT query, calls FROM pg_stat_statements "
+            "SELECT query, calls, rows FROM pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND query NOT ILIKE '%pg_stat_statements%' ORDER BY calls DESC, query")
-        return result, Statements(tuple((row["query"], int(row["calls"])) for row in rows))
+        return result, Statements(tuple(Statement(row["query"], int(row["calls"]), int(row["rows"])) for row in rows))
 
     def plan(self, query: str) -> Plan:
         """The plan PostgreSQL makes for a statement as pg_stat_statements shows it (constants as $1, $2...).
@@ -229,6 +281,13 @@ class Database:
             cursor.execute(f"DEALLOCATE {name}")
         tree = next(iter(document.values())) if isinstance(document, dict) else document[0]
         return Plan(query, tree[0]["Plan"])
+
+    def table_sizes(self, *tables: str) -> dict[str, dict[str, Any]]:
+        """Rows (the planner's estimate, exact after ANALYZE) and bytes on disk of each table, for evidence."""
+        rows = self.query("SELECT c.relname AS name, c.reltuples::bigint AS rows, "
+                          "pg_size_pretty(pg_total_relation_size(c.oid)) AS size FROM pg_class c "
+                          "WHERE c.relname = ANY(%s) AND c.relkind = 'r'", (list(tables),))
+        return {row["name"]: {"rows": max(int(row["rows"]), 0), "size": row["size"]} for row in rows}
 
     def close(self) -> None:
         self.connection.close()
@@ -266,25 +325,155 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class Statements:
-    """The statements PostgreSQL ran during an action: normalised text and how often, most often first."""
+class Statement:
+    """One normalised statement (constants as $1, $2...), how often it ran and the rows it returned."""
 
-    by_query: tuple[tuple[str, int], ...]
+    query: str
+    calls: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The statements PostgreSQL ran during an action, most often run first."""
+
+    statements: tuple[Statement, ...]
+
+    @property
+    def by_query(self) -> tuple[tuple[str, int], ...]:
+        """(query, times) pairs, most often run first."""
+        return tuple((statement.query, statement.calls) for statement in self.statements)
 
     @property
     def total(self) -> int:
-        return sum(calls for _query, calls in self.by_query)
+        return sum(statement.calls for statement in self.statements)
+
+    @property
+    def rows(self) -> int:
+        """Rows the server sent back (or wrote) for all of them together."""
+        return sum(statement.rows for statement in self.statements)
 
     def most_repeated(self) -> tuple[str, int] | None:
-        return self.by_query[0] if self.by_query else None
+        return self.by_query[0] if self.statements else None
+
+    def naming(self, table: str) -> list[Statement]:
+        """The statements whose text names `table`."""
+        return [statement for statement in self.statements if re.search(rf"(?<!\w){re.escape(table)}(?!\w)", statement.query)]
 
     def touching(self, table: str) -> int:
-        """How many of them name `table`."""
-        return sum(calls for query, calls in self.by_query if table in query)
+        """How many times statements naming `table` ran."""
+        return sum(statement.calls for statement in self.naming(table))
 
     def evidence(self, limit: int = 5) -> dict[str, Any]:
-        return {"statements": self.total, "most_run": [{"query": query[:300], "times": calls}
-                                                       for query, calls in self.by_query[:limit]]}
+        return {"statements": self.total, "most_run": [{"query": statement.query[:300], "times": statement.calls}
+                                                       for statement in self.statements[:limit]]}
+
+
+SERVER_ERROR_HELP = ("The traceback of each 500 is in .lab/logs/server.log. Something that works for one request at "
+                     "a time can fail when other requests are using the same rows.")
+
+
+def condensed(text: str, limit: int = 200) -> str:
+    """A reply body made readable in one line: HTML tags and runs of whitespace dropped."""
+    if "<" in text and ">" in text:
+        text = re.sub(r"<[^>]*>", " ", text)
+    return " ".join(text.split())[:limit]
+
+
+def status_counts(replies: list[Reply]) -> dict[str, int]:
+    """How many replies had each status, for evidence ("no answer" for errors)."""
+    counts = Counter(str(reply.status) if reply.status is not None else "no answer" for reply in replies)
+    return dict(sorted(counts.items()))
+
+
+class Expect:
+    """Expectations about replies that raise a Failure naming the request, the answer and the contract."""
+
+    counts = staticmethod(status_counts)
+
+    @staticmethod
+    def status(reply: Reply, expected: int, doing: str, *, sent: Any = None, help: str | None = None) -> None:
+        """The reply has the expected status; `doing` says what the request was, for the learner."""
+        if reply.status == expected:
+            return
+        evidence = {"request": f"{reply.method} {reply.path}", "expected_status": expected}
+        if sent is not None:
+            evidence["sent"] = sent
+        if reply.error:
+            evidence["error"] = reply.error
+            raise Failure(f"{reply.method} {reply.path} {doing} got no answer ({reply.error}); expected {expected}",
+                          evidence=evidence, help=help)
+        evidence.update(status=reply.status, reply=condensed(reply.text, 300))
+        raise Failure(f"{reply.method} {reply.path} {doing} answered {reply.status}, expected {expected}",
+                      evidence=evidence, help=help)
+
+    @staticmethod
+    def fields(reply: Reply, fields: tuple[str, ...], *, help: str | None = None) -> dict[str, Any]:
+        """The reply is a JSON object with at least these fields; returns it."""
+        body = reply.body
+        if not isinstance(body, dict):
+            raise Failure(f"{reply.method} {reply.path} answered {reply.status} without a JSON object",
+                          evidence={"expected_fields": list(fields), "reply": condensed(reply.text, 300)},
+                          help=help)
+        missing = [name for name in fields if name not in body]
+        if missing:
+            names = ", ".join(f"'{name}'" for name in missing)
+            raise Failure(f"{reply.method} {reply.path} answered without the field(s) {names}",
+                          evidence={"expected_fields": list(fields), "fields": sorted(body), "missing": missing},
+                          help=help)
+        return body
+
+    @staticmethod
+    def values(reply: Reply, expected: dict[str, Any], source: str, *, help: str | None = None) -> None:
+        """The reply's fields equal the expected values; `source` says where the expected values come from."""
+        body = reply.body if isinstance(reply.body, dict) else {}
+        wrong = {name: {"expected": value, "actual": body.get(name)}
+                 for name, value in expected.items() if body.get(name) != value}
+        if wrong:
+            name, pair = next(iter(wrong.items()))
+            raise Failure(f"{reply.method} {reply.path} says {name} = {pair['actual']!r}, but {source} is "
+                          f"{pair['expected']!r}", evidence={"mismatched": wrong, "reply": condensed(reply.text, 300)},
+                          help=help)
+
+    @staticmethod
+    def sample(call: Call, reply: Reply) -> str:
+        """One request and its answer in a line, for evidence."""
+        sent = f" {json.dumps(call.json)}" if call.json is not None else ""
+        if reply.error:
+            return f"{call.method} {call.path}{sent} -> {reply.error}"
+        return f"{call.method} {call.path}{sent} -> {reply.status} {condensed(reply.text, 160)}"
+
+    @classmethod
+    def burst_answered(cls, calls: list[Call], replies: list[Reply], what: str, round_number: int,
+                       *, help: str | None = None) -> None:
+        """Every request of a burst was sent and answered without a 5xx; otherwise Inconclusive or Failure."""
+        unsent = [reply for reply in replies
+                  if reply.error and reply.error.startswith(("cannot connect", "not sent"))]
+        if unsent:
+            raise Inconclusive(f"round {round_number}: the {len(replies)} {what} could not all be connected before "
+                               f"they were released, so nothing was sent ({unsent[0].error})",
+                               evidence={"round": round_number, "requests": len(replies), "unsent": len(unsent)})
+        broken = [(call, reply) for call, reply in zip(calls, replies, strict=True) if reply.is_5xx or reply.error]
+        if broken:
+            first = broken[0][1]
+            answer = first.error if first.error else f"{first.status}"
+            raise Failure(f"{len(broken)} of {len(replies)} {what} sent together answered with a server error or "
+                          f"not at all (first: {answer}; round {round_number})",
+                          evidence={"round": round_number, "replies": status_counts(replies),
+                                    "samples": [cls.sample(call, reply) for call, reply in broken[:3]]},
+                          help=help or SERVER_ERROR_HELP)
+
+    @classmethod
+    def only_statuses(cls, calls: list[Call], replies: list[Reply], allowed: tuple[int, ...], what: str,
+                      round_number: int, *, help: str | None = None) -> None:
+        """Every reply of a burst has one of the allowed statuses."""
+        odd = [(call, reply) for call, reply in zip(calls, replies, strict=True) if reply.status not in allowed]
+        if odd:
+            allowed_text = " or ".join(str(status) for status in allowed)
+            raise Failure(f"{len(odd)} of {len(replies)} {what} sent together answered {odd[0][1].status} "
+                          f"(expected {allowed_text}; round {round_number})",
+                          evidence={"round": round_number, "replies": status_counts(replies),
+                                    "samples": [cls.sample(call, reply) for call, reply in odd[:3]]}, help=help)
 
 
 def server_errors(replies: list[Reply]) -> list[str]:

@@ -20,14 +20,16 @@ from rich.table import Table
 
 from grader import __version__, catalog
 from grader.app import RunningServer
+from grader.calibration import CalibrationCache
 from grader.doctor import diagnose
 from grader.errors import LabError, StageFailure
 from grader.labspec import LabSpec
-from grader.pipeline import Stages, grade, prepared_service, terminate_on_sigterm
+from grader.pipeline import Stages, calibrate, grade, prepared_service, terminate_on_sigterm
 from grader.processes import RunDirectory, port_is_free, reap_abandoned_runs
 from grader.providers import PROVIDERS, get_provider
-from grader.report import LiveReporter, print_summary
+from grader.report import LiveReporter, figures_table, print_summary
 from grader.resources import resources
+from grader.results import figure_rows
 from grader.state import Progress
 from grader.verify import verify_lab
 from grader.workspace import BRIEF, Workspace, code_files, copy_code
@@ -362,6 +364,40 @@ def images_build(shell: bool) -> None:
         return
     err.print(f"Images {built.how}: {', '.join(built.names)}. Select them with:")
     click.echo("\n".join(exports))
+
+
+@cli.command("calibrate")
+@click.argument("slugs", nargs=-1)
+@provider_option
+@click.pass_obj
+def calibrate_command(obj: Context, slugs: tuple[str, ...], provider: str | None) -> None:
+    """Measure the starter and the reference solution on this machine again (the figures load checks judge by).
+
+    Without SLUG: the lab of the workspace you are in, else every lab with a load profile.
+    """
+    if slugs:
+        labs = [catalog.load(slug) for slug in slugs]
+    else:
+        try:
+            labs = [_workspace_lab()[1]]
+        except LabError:
+            labs = [lab for lab in catalog.load_all() if lab.load is not None]
+    chosen = get_provider(provider)
+    reporter = LiveReporter(obj.console, {})
+    for lab in labs:
+        if lab.load is None:
+            obj.console.print(f"{lab.slug} has no load profile: its checks need no calibration.")
+            continue
+        calibration = calibrate(lab, chosen, reporter, refresh=True)
+        obj.console.print(f"\n[bold]{lab.slug}[/bold] {lab.version} · {chosen.name} provider · "
+                          f"{escape(calibration.machine)} · {calibration.measured_at}")
+        for check in lab.checks:
+            rows = figure_rows(check.id, {}, calibration)
+            if rows:
+                obj.console.print(f"  [bold]{check.id}[/bold]")
+                obj.console.print(figures_table(rows, indent=4, columns=("starter", "reference")))
+        obj.console.print(f"[dim]kept in {escape(str(CalibrationCache().path(lab.slug, calibration.version, chosen.name)))}"
+                          "[/dim]")
 
 
 @cli.command()

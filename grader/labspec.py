@@ -67,6 +67,19 @@ class LoadSpec:
 
 
 @dataclass(frozen=True)
+class DataSpec:
+    """A lab's data at realistic volume, COPYed in once per template after one of the starter's migrations."""
+
+    module: str  # beside the lab's hidden checks
+    app: str  # the data is loaded once this migration is applied, before the learner's later ones
+    migration: str
+
+    @property
+    def after(self) -> str:
+        return f"{self.app}.{self.migration}"
+
+
+@dataclass(frozen=True)
 class BenchTargets:
     """What `make bench` holds this lab to; None means no target."""
 
@@ -92,6 +105,7 @@ class LabSpec:
     limits: Limits = field(default_factory=Limits)
     bench: BenchTargets = field(default_factory=BenchTargets)
     load: LoadSpec | None = None
+    data: DataSpec | None = None
 
     @property
     def directory(self) -> Path:
@@ -195,7 +209,7 @@ def load_lab(path: Path) -> LabSpec:
     top = _Reader(path, data)
     top.known_keys({
         "format_version", "slug", "version", "title", "summary", "difficulty", "estimated_minutes",
-        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "load", "checks",
+        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "load", "data", "checks",
     })
     if top.integer("format_version", minimum=1) != FORMAT_VERSION:
         raise top.error("format_version", f"must be {FORMAT_VERSION} (this kit reads format {FORMAT_VERSION})")
@@ -232,6 +246,7 @@ def load_lab(path: Path) -> LabSpec:
     limits.known_keys({"check_seconds", "startup_seconds", "request_seconds"})
     bench = top.subtable("bench")
     load = _read_load(top) if "load" in data else None
+    dataset = _read_data(top) if "data" in data else None
     bench.known_keys({"solution_seconds"})
     return LabSpec(
         path=path,
@@ -260,7 +275,18 @@ def load_lab(path: Path) -> LabSpec:
         ),
         bench=BenchTargets(solution_seconds=bench.integer("solution_seconds", 0) or None),
         load=load,
+        data=dataset,
     )
+
+
+def _read_data(top: _Reader) -> DataSpec:
+    table = top.subtable("data")
+    table.known_keys({"module", "after_migration"})
+    after = table.string("after_migration")
+    app, _, migration = after.partition(".")
+    if not app or not migration:
+        raise table.error("after_migration", f"must be APP.MIGRATION (like 'catalog.0001_initial'), got {after!r}")
+    return DataSpec(module=table.string("module", "dataset.py"), app=app, migration=migration)
 
 
 def _read_load(top: _Reader) -> LoadSpec:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from grader.processes import stop_group
@@ -77,27 +78,40 @@ class LoadError(Exception):
     """Locust itself could not run (a broken locustfile, a missing dependency): the check's own problem."""
 
 
+DATA_VARIABLE = "LAB_LOAD_DATA"
+
+
 def run_load(locustfile: Path, base_url: str, profile: LoadProfile, work: Path,
-             progress: Callable[[str], None] | None = None) -> LoadResult:
-    """Run the locustfile's users against `base_url` (loopback only) for the profile's time; return the figures."""
+             progress: Callable[[str], None] | None = None, data: Any = None, drain_seconds: int = 10) -> LoadResult:
+    """Run the locustfile's users against `base_url` (loopback only) for the profile's time; return the figures.
+
+    When the time is up, the requests under way may finish for up to `drain_seconds` and are counted, so the
+    slowest requests of a slow service are not left out of its figures. `data` (ids to ask for, say) reaches
+    the locustfile as a JSON file named by $LAB_LOAD_DATA.
+    """
     _require_loopback(base_url)
     work.mkdir(parents=True, exist_ok=True)
     prefix, summary, log = work / "locust", work / "locust.json", work / "locust.log"  # locust adds ".json"
     command = [
         sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", base_url,
         "--users", str(profile.users), "--spawn-rate", str(profile.spawn_rate), "--run-time", f"{profile.seconds}s",
-        "--stop-timeout", "2", "--csv", str(prefix), "--json-file", str(prefix), "--only-summary",
+        "--stop-timeout", str(drain_seconds), "--csv", str(prefix), "--json-file", str(prefix), "--only-summary",
         "--exit-code-on-error", "0", "--loglevel", "WARNING", "--skip-log-setup",
     ]
     env = {key: value for key, value in os.environ.items() if key != "PYTHONSTARTUP"}
+    if data is not None:
+        data_file = work / "load-data.json"
+        data_file.write_text(json.dumps(data))
+        env[DATA_VARIABLE] = str(data_file)
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=locustfile.parent, stdout=output, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    deadline = time.monotonic() + profile.seconds + GRACE_SECONDS
+    deadline = time.monotonic() + profile.seconds + drain_seconds + GRACE_SECONDS
     try:
         while process.poll() is None:
             if time.monotonic() > deadline:
-                raise LoadError(f"locust did not stop within {profile.seconds + GRACE_SECONDS} s:\n{_tail(log)}")
+                raise LoadError(f"locust did not stop within {profile.seconds + drain_seconds + GRACE_SECONDS} s:\n"
+                                f"{_tail(log)}")
             if progress is not None:
                 line = _progress_line(Path(f"{prefix}_stats_history.csv"), profile)
                 if line:

@@ -7,33 +7,39 @@ directory goes.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import shutil
 import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from grader.app import LearnerApp, RunningServer
-from grader.errors import StageFailure
+from grader.calibration import Calibration, CalibrationCache, machine_description
+from grader.errors import EnvironmentProblem, StageFailure
 from grader.labspec import LabSpec
 from grader.processes import RunDirectory, reap_abandoned_runs
 from grader.providers import Provider, Services, TemplateRecipe, get_provider
+from grader.resources import resources
 from grader.results import RunResult, StageProblem, merge_records
 from grader.runner import run_checks
 from grader.runtime import Runtime
-from grader.workspace import copy_code
+from grader.workspace import code_files, copy_code
 
+CALIBRATION_SEED = 20261201  # calibration runs use one seed, so they can be replayed
 LOG_NAMES = ("migrate.log", "seed.log", "server.log", "checks.log", "postgres.log", "redis.log")
 
 
 class Reporter(Protocol):
     def stage(self, name: str) -> None: ...
     def record(self, record: dict[str, Any]) -> None: ...
+    def progress(self, line: str) -> None: ...  # a long check's live progress (a load run)
+    def note(self, text: str) -> None: ...  # something the user should know that is neither
 
 
 class SilentReporter:
@@ -41,6 +47,12 @@ class SilentReporter:
         pass
 
     def record(self, record: dict[str, Any]) -> None:
+        pass
+
+    def progress(self, line: str) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
 
@@ -100,10 +112,10 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
     app = LearnerApp(lab, snapshot, run)
     built: list[bool] = []
 
-    def migrate(database: dict[str, Any], runtime: Runtime) -> None:
+    def migrate(database: dict[str, Any], grader_database: dict[str, Any], runtime: Runtime) -> None:
         built.append(True)
         with stages("migrate"):
-            app.migrate(database, runtime)
+            app.migrate(database, runtime, grader_database)
 
     with ExitStack() as stack:
         with stages("services"):
@@ -120,12 +132,82 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
 
 def grade(lab: LabSpec, source: Path, provider_name: str | None = None, seed: int | None = None,
           reporter: Reporter | None = None, logs_dir: Path | None = None) -> RunResult:
-    """Grade the project in `source` (a workspace or a starter/solution folder) and return the verdicts."""
+    """Grade the project in `source` (a workspace or a starter/solution folder) and return the verdicts.
+
+    A lab with a load profile is judged against the reference solution measured on this machine:
+    the first grading on a machine measures the starter and the reference (`calibrate`) and keeps them.
+    """
     reporter = reporter or SilentReporter()
     provider = get_provider(provider_name)
+    calibration = calibrate(lab, provider, reporter) if lab.load is not None else None
+    return _grade(lab, source, provider, seed, reporter, logs_dir, calibration=calibration)
+
+
+def calibrate(lab: LabSpec, provider: Provider, reporter: Reporter | None = None, refresh: bool = False) -> Calibration:
+    """The starter's and the reference's figures on this machine: from the cache, else measured now and kept."""
+    reporter = reporter or SilentReporter()
+    cache = CalibrationCache()
+    version = f"{lab.version}-{lab_digest(lab)}"
+    if not refresh and (kept := cache.get(lab.slug, version, provider.name)) is not None:
+        return kept
+    reporter.note(f"Calibrating {lab.slug} {lab.version} on this machine with the {provider.name} provider: the "
+                  "starter and the reference solution are measured once and kept (`lab calibrate` measures again).")
+    sides = {}
+    for side, folder in (("starter", resources().starter_dir(lab.slug)), ("reference", resources().solution_dir(lab.slug))):
+        result = _grade(lab, folder, provider, CALIBRATION_SEED, _Calibrating(reporter, side), None, calibrating=side)
+        problem = result.stage_failure.message if result.stage_failure else next(
+            (f"its check {check.id} was {check.status}: {check.message}" for check in result.checks
+             if check.status in ("error", "skip") or (side == "reference" and check.status != "pass")), None)
+        if problem:
+            raise EnvironmentProblem(
+                f"The {side} of {lab.slug} could not be measured on this machine: {problem}",
+                "Run `lab verify " + lab.slug + "` to see the whole run; `lab doctor` checks the servers.")
+        sides[side] = {check.id: check.figures for check in result.checks if check.figures}
+    calibration = Calibration(lab=lab.slug, version=version, provider=provider.name,
+                              machine=machine_description(), measured_at=_now(), seed=CALIBRATION_SEED,
+                              starter=sides["starter"], reference=sides["reference"])
+    cache.put(calibration)
+    return calibration
+
+
+def lab_digest(lab: LabSpec) -> str:
+    """A hash of what the figures depend on: lab.toml, the hidden checks, the starter and the solution."""
+    digest = hashlib.sha256()
+    folders = (lab.directory, resources().checks_dir(lab.slug), resources().solution_dir(lab.slug))
+    for folder in folders:
+        for relative in code_files(folder):
+            digest.update(str(relative).encode() + b"\0" + (folder / relative).read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+class _Calibrating:
+    """Shows a calibration run's stages as notes, and none of its verdicts (they are not the learner's)."""
+
+    def __init__(self, reporter: Reporter, side: str):
+        self.reporter, self.side = reporter, side
+
+    def stage(self, name: str) -> None:
+        self.reporter.note(f"calibration, {self.side}: {name}")
+
+    def record(self, record: dict[str, Any]) -> None:
+        pass
+
+    def progress(self, line: str) -> None:
+        self.reporter.progress(f"calibration, {self.side}: {line}")
+
+    def note(self, text: str) -> None:
+        self.reporter.note(text)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, reporter: Reporter,
+           logs_dir: Path | None, calibration: Calibration | None = None, calibrating: str | None = None) -> RunResult:
     seed = seed if seed is not None else random.SystemRandom().randrange(1, 2**31)
     deadline = time.monotonic() + lab.limits.check_seconds
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started_at = _now()
     stages = Stages(reporter)
     records: dict[str, dict] = {}
     missing: dict[str, str] = {"status": "error", "message": "not run"}
@@ -144,8 +226,10 @@ def grade(lab: LabSpec, source: Path, provider_name: str | None = None, seed: in
                                    "database": prepared.services.database, "redis_url": prepared.services.redis_url,
                                    "seed": seed, "seed_data": prepared.manifest,
                                    "request_seconds": lab.limits.request_seconds,
-                                   "server": {"workers": lab.server.workers, "threads": lab.server.threads}}
-                        records, missing = run_checks(lab, run, context, deadline, reporter.record)
+                                   "server": {"workers": lab.server.workers, "threads": lab.server.threads},
+                                   "load": _load_context(lab), "calibrating": calibrating,
+                                   "reference": calibration.reference if calibration else None}
+                        records, missing = run_checks(lab, run, context, deadline, reporter.record, reporter.progress)
                     reporter.stage("teardown")
                     teardown_started = time.perf_counter()
             except StageFailure as exc:
@@ -161,8 +245,18 @@ def grade(lab: LabSpec, source: Path, provider_name: str | None = None, seed: in
     return RunResult(
         lab=lab.slug, lab_version=lab.version, provider=provider.name, seed=seed, started_at=started_at,
         stages=stages.durations, checks=merge_records(lab, records, missing), stage_failure=failure,
-        template=template, servers=provider.servers(),
+        template=template, servers=provider.servers(), calibration=calibration,
     )
+
+
+def _load_context(lab: LabSpec) -> dict[str, Any] | None:
+    """The load profile as the hidden checks' process gets it."""
+    if lab.load is None:
+        return None
+    load = lab.load
+    return {"users": load.users, "spawn_rate": load.spawn_rate, "seconds": load.seconds,
+            "locustfile": str(resources().checks_dir(lab.slug) / load.locustfile),
+            "thresholds": asdict(load.thresholds)}
 
 
 def _keep_logs(run_path: Path, logs_dir: Path) -> None:

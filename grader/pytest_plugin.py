@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from grader.checkkit import Client, Database, Failure, Inconclusive, LabContext
+from grader.checkkit import Client, Database, Expect, Failure, Inconclusive, LabContext, LoadCheck
 
 _KEY = pytest.StashKey[dict[str, Any]]()
 
@@ -33,6 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "context": context,
         "status": {},            # check id -> status of the checks finished so far
         "started": {},
+        "figures": {},           # check id -> the figures it measured, for the report
         "results": Path(context["results_path"]),
     }
 
@@ -46,12 +47,19 @@ def _check_id(item: pytest.Item) -> str | None:
     return marker.args[0] if marker and marker.args else None
 
 
+def _append(config: pytest.Config, line: dict[str, Any]) -> None:
+    with _state(config)["results"].open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line, default=str) + "\n")
+        handle.flush()
+
+
 def _write(config: pytest.Config, record: dict[str, Any]) -> None:
     state = _state(config)
     state["status"][record["id"]] = record["status"]
-    with state["results"].open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=str) + "\n")
-        handle.flush()
+    figures = state["figures"].get(record["id"])
+    if figures:
+        record["figures"] = figures
+    _append(config, record)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -130,6 +138,32 @@ def lab(pytestconfig: pytest.Config) -> LabContext:
 def client(lab: LabContext) -> Client:
     """An HTTP client for the learner's running service."""
     return Client(lab.base_url, timeout=lab.request_seconds)
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """What this check measured, by name (numbers), shown beside the starter's and the reference's."""
+    check_id = _check_id(request.node)
+    return _state(request.config)["figures"].setdefault(check_id, {})
+
+
+@pytest.fixture
+def load(request: pytest.FixtureRequest, lab: LabContext, figures: dict[str, Any]) -> LoadCheck:
+    """The lab's load profile against the service, judged against the reference solution's figures."""
+    context = _state(request.config)["context"]
+    if not context.get("load"):
+        raise pytest.UsageError("the `load` fixture needs a [load] table in lab.toml")
+    check_id = _check_id(request.node)
+    reference = (context.get("reference") or {}).get(check_id)
+    return LoadCheck(check_id, context["load"], lab.base_url, Path(context["work_dir"]) / check_id, figures,
+                     reference, context.get("calibrating"),
+                     progress=lambda line: _append(request.config, {"progress": line}))
+
+
+@pytest.fixture(scope="session")
+def expect() -> Expect:
+    """Expectations about the service's replies, failing with the request, the answer and the contract."""
+    return Expect()
 
 
 @pytest.fixture(scope="session")

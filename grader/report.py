@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
 
-from grader.results import RunResult
+from grader.results import RunResult, figure_rows
 
+PROGRESS_EVERY_SECONDS = 3.0  # progress lines in a log that is not a terminal
 STYLE = {"pass": "green", "fail": "red", "skip": "yellow", "error": "magenta", "inconclusive": "cyan"}
 LABEL = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "error": "ERROR", "inconclusive": "?"}
 STAGE_TEXT = {
@@ -21,15 +24,38 @@ STAGE_TEXT = {
 
 
 class LiveReporter:
-    """Prints each stage as it starts and each check as it finishes."""
+    """Prints each stage as it starts and each check as it finishes; a load run's progress on one line."""
 
     def __init__(self, console: Console, titles: dict[str, str]):
         self.console, self.titles = console, titles
+        self._progress_shown = False
+        self._progress_printed = 0.0
+
+    def _end_progress(self) -> None:
+        if self._progress_shown and self.console.is_terminal:
+            self.console.print()
+        self._progress_shown = False
 
     def stage(self, name: str) -> None:
+        self._end_progress()
         self.console.print(f"[dim]… {STAGE_TEXT.get(name, name)}[/dim]")
 
+    def note(self, text: str) -> None:
+        self._end_progress()
+        self.console.print(f"[dim]… {escape(text)}[/dim]")
+
+    def progress(self, line: str) -> None:
+        """On a terminal the line is rewritten in place; elsewhere (CI logs) a line every few seconds."""
+        if self.console.is_terminal:
+            width = max(self.console.width - 1, 20)
+            self.console.print(f"[dim]  {escape(line[:width - 2]):<{width - 2}}[/dim]", end="\r")
+        elif time.monotonic() - self._progress_printed >= PROGRESS_EVERY_SECONDS:
+            self.console.print(f"[dim]  {escape(line)}[/dim]")
+            self._progress_printed = time.monotonic()
+        self._progress_shown = True
+
     def record(self, record: dict[str, Any]) -> None:
+        self._end_progress()
         status = record["status"]
         self.console.print(Text.assemble(
             ("  ", ""), (f"{LABEL[status]:<5}", STYLE[status]), f" {record['id']}",
@@ -47,6 +73,26 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
             text = text[:300] + "…"
         lines.append(f"{key}: {text}")
     return lines
+
+
+def figure_text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
+    return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
+
+
+def figures_table(rows: list[dict[str, Any]], indent: int = 8,
+                  columns: tuple[str, ...] = ("starter", "yours", "reference")) -> Table:
+    """Figures side by side: the starter's, yours and the reference's."""
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), show_edge=False, header_style="dim")
+    table.add_column(" " * indent + "measured", style="dim", overflow="fold")
+    for column in columns:
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    for row in rows:
+        table.add_row(" " * indent + row["name"], *(figure_text(row[column]) for column in columns))
+    return table
 
 
 def print_summary(console: Console, result: RunResult, results_path: str | None = None) -> None:
@@ -75,6 +121,12 @@ def print_summary(console: Console, result: RunResult, results_path: str | None 
                 console.print(escape(check.evidence["traceback"]), highlight=False)
             if check.hint and check.status in ("fail", "inconclusive"):
                 console.print(f"        [cyan]hint:[/cyan] {escape(check.hint)}")
+        rows = figure_rows(check.id, check.figures, result.calibration)
+        if rows:
+            console.print(figures_table(rows))
+    if result.calibration:
+        console.print(f"[dim]starter and reference measured {result.calibration.measured_at} on "
+                      f"{escape(result.calibration.machine)} ({result.calibration.provider} provider)[/dim]")
     failed = [check for check in result.checks if check.required and not check.passed]
     verdict = "[green bold]all required checks pass[/green bold]" if result.passed else \
         f"[red bold]{len(failed)} required check{'s' if len(failed) != 1 else ''} not passing[/red bold]"

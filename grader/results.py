@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from grader.calibration import Calibration
 from grader.labspec import LabSpec
 
 SCHEMA_VERSION = 1
@@ -22,10 +23,20 @@ class CheckResult:
     duration: float = 0.0
     weight: int = 1
     required: bool = True
+    figures: dict[str, Any] = field(default_factory=dict)  # what the check measured, by name
 
     @property
     def passed(self) -> bool:
         return self.status == "pass"
+
+
+def figure_rows(check_id: str, yours: dict[str, Any], calibration: Calibration | None) -> list[dict[str, Any]]:
+    """Each figure a check measured, the starter's, yours and the reference's side by side (None where unmeasured)."""
+    starter = calibration.starter.get(check_id, {}) if calibration else {}
+    reference = calibration.reference.get(check_id, {}) if calibration else {}
+    names = list(dict.fromkeys([*yours, *reference, *starter]))
+    return [{"name": name, "starter": starter.get(name), "yours": yours.get(name), "reference": reference.get(name)}
+            for name in names]
 
 
 @dataclass
@@ -50,6 +61,7 @@ class RunResult:
     stage_failure: StageProblem | None = None
     template: str = ""
     servers: dict[str, str] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     @property
     def score(self) -> int:
@@ -81,7 +93,9 @@ class RunResult:
             "template": self.template,
             "servers": self.servers,
             "stage_failure": asdict(self.stage_failure) if self.stage_failure else None,
-            "checks": [asdict(check) for check in self.checks],
+            "calibration": self.calibration.summary() if self.calibration else None,
+            "checks": [{**asdict(check), "figures": figure_rows(check.id, check.figures, self.calibration)}
+                       for check in self.checks],
         }
 
 
@@ -96,6 +110,6 @@ def merge_records(lab: LabSpec, records: dict[str, dict[str, Any]], missing: dic
         results.append(CheckResult(
             id=spec.id, title=spec.title, status=record["status"], message=record.get("message", ""),
             evidence=record.get("evidence") or {}, hint=hint or None, duration=float(record.get("duration", 0.0)),
-            weight=spec.weight, required=spec.required,
+            weight=spec.weight, required=spec.required, figures=record.get("figures") or {},
         ))
     return results

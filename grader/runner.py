@@ -25,15 +25,17 @@ CHECKS_INI = PACKAGE_DIR / "checks" / "pytest.ini"
 
 
 def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadline: float,
-               on_record: Callable[[dict[str, Any]], None] = lambda record: None) -> tuple[dict[str, dict], dict]:
+               on_record: Callable[[dict[str, Any]], None] = lambda record: None,
+               on_progress: Callable[[str], None] = lambda line: None) -> tuple[dict[str, dict], dict]:
     """Run the checks until done or `deadline` (monotonic).
 
     Returns the records by check id, and the record that stands in for a check that has none.
+    `on_progress` gets the live progress lines of long checks (a load run).
     """
     checks_dir = resources().checks_dir(lab.slug)
     results_path = run.path / "check-results.jsonl"
     context_path = run.path / "check-context.json"
-    context = {**context, "results_path": str(results_path),
+    context = {**context, "results_path": str(results_path), "work_dir": str(run.path / "check-work"),
                "checks": [{"id": check.id, "depends_on": list(check.depends_on)} for check in lab.checks]}
     context_path.write_text(json.dumps(context, default=str))
     results_path.touch()
@@ -54,7 +56,7 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
     try:
         while True:
             finished = process.poll() is not None
-            offset = _read_new(results_path, offset, records, on_record)
+            offset = _read_new(results_path, offset, records, on_record, on_progress)
             if finished:
                 break
             if time.monotonic() > deadline:
@@ -65,11 +67,12 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
     finally:
         if process.poll() is None:
             stop_group(process.pid, grace=2.0)
-    _read_new(results_path, offset, records, on_record)
+    _read_new(results_path, offset, records, on_record, on_progress)
     return records, missing
 
 
-def _read_new(path: Path, offset: int, records: dict[str, dict], on_record: Callable[[dict], None]) -> int:
+def _read_new(path: Path, offset: int, records: dict[str, dict], on_record: Callable[[dict], None],
+              on_progress: Callable[[str], None]) -> int:
     with path.open("rb") as handle:
         handle.seek(offset)
         chunk = handle.read()
@@ -77,6 +80,9 @@ def _read_new(path: Path, offset: int, records: dict[str, dict], on_record: Call
     for line in complete.decode().splitlines():
         if line.strip():
             record = json.loads(line)
+            if "progress" in record:
+                on_progress(record["progress"])
+                continue
             records[record["id"]] = record
             on_record(record)
     return offset + len(complete)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from grader.calibration import Figures, ReferenceCache, Thresholds, decide, judge, machine_key
+from grader.calibration import Calibration, CalibrationCache, LoadFigures, Thresholds, decide, judge, machine_key
 
-REFERENCE = Figures(rps=300.0, p50_ms=20.0, requests=4500, failures=0)
+REFERENCE = LoadFigures(rps=300.0, p50_ms=20.0, requests=4500, failures=0)
 LIMITS = Thresholds(min_rps_ratio=1 / 3, max_p50_ratio=3.0, max_failures=0)
 
 
 def test_a_service_within_the_ratios_passes():
-    verdict, close = judge(Figures(rps=250.0, p50_ms=25.0, requests=3700, failures=0), REFERENCE, LIMITS)
+    verdict, close = judge(LoadFigures(rps=250.0, p50_ms=25.0, requests=3700, failures=0), REFERENCE, LIMITS)
 
     assert verdict.status == "pass" and not close
     assert verdict.evidence["ratios"] == {"rps": pytest.approx(0.833, abs=0.001), "p50": 1.25}
@@ -21,13 +21,13 @@ def test_a_service_within_the_ratios_passes():
 
 
 @pytest.mark.parametrize(("yours", "words"), [
-    (Figures(rps=40.0, p50_ms=30.0, requests=600, failures=0), "throughput is 0.13 of the reference's"),
-    (Figures(rps=200.0, p50_ms=140.0, requests=3000, failures=0), "takes 7.0 times the reference's"),
-    (Figures(rps=290.0, p50_ms=21.0, requests=4400, failures=3), "3 of 4400 requests failed"),
-    (Figures(rps=0.0, p50_ms=None, requests=0, failures=0), "too slow: not one of the requests completed"),
-    (Figures(rps=0.0, p50_ms=None, requests=12, failures=12), "too slow: not one of 12 requests completed"),
+    (LoadFigures(rps=40.0, p50_ms=30.0, requests=600, failures=0), "throughput is 0.13 of the reference's"),
+    (LoadFigures(rps=200.0, p50_ms=140.0, requests=3000, failures=0), "takes 7.0 times the reference's"),
+    (LoadFigures(rps=290.0, p50_ms=21.0, requests=4400, failures=3), "3 of 4400 requests failed"),
+    (LoadFigures(rps=0.0, p50_ms=None, requests=0, failures=0), "too slow: not one of the requests completed"),
+    (LoadFigures(rps=0.0, p50_ms=None, requests=12, failures=12), "too slow: not one of 12 requests completed"),
 ])
-def test_too_slow_or_failing_fails_with_the_numbers(yours: Figures, words: str):
+def test_too_slow_or_failing_fails_with_the_numbers(yours: LoadFigures, words: str):
     verdict, _close = judge(yours, REFERENCE, LIMITS)
 
     assert verdict.status == "fail"
@@ -36,14 +36,14 @@ def test_too_slow_or_failing_fails_with_the_numbers(yours: Figures, words: str):
 
 
 def test_a_reference_that_completed_nothing_decides_nothing():
-    verdict, _ = judge(REFERENCE, Figures(rps=0.0, p50_ms=None, requests=0, failures=0), LIMITS)
+    verdict, _ = judge(REFERENCE, LoadFigures(rps=0.0, p50_ms=None, requests=0, failures=0), LIMITS)
 
     assert verdict.status == "inconclusive" and "lab calibrate" in verdict.message
 
 
 def test_a_measurement_close_to_a_limit_is_measured_again():
-    measurements = iter([Figures(rps=105.0, p50_ms=30.0, requests=1500, failures=0),   # 0.35: close to 1/3
-                         Figures(rps=200.0, p50_ms=25.0, requests=3000, failures=0)])   # clearly within
+    measurements = iter([LoadFigures(rps=105.0, p50_ms=30.0, requests=1500, failures=0),   # 0.35: close to 1/3
+                         LoadFigures(rps=200.0, p50_ms=25.0, requests=3000, failures=0)])   # clearly within
 
     verdict = decide(lambda: next(measurements), REFERENCE, LIMITS)
 
@@ -53,9 +53,9 @@ def test_a_measurement_close_to_a_limit_is_measured_again():
 def test_still_too_close_after_every_round_is_inconclusive_with_the_numbers():
     calls = []
 
-    def measure() -> Figures:
+    def measure() -> LoadFigures:
         calls.append(1)
-        return Figures(rps=98.0, p50_ms=30.0, requests=1400, failures=0)  # 0.327: a hair under 1/3
+        return LoadFigures(rps=98.0, p50_ms=30.0, requests=1400, failures=0)  # 0.327: a hair under 1/3
 
     verdict = decide(measure, REFERENCE, LIMITS, rounds=3)
 
@@ -67,20 +67,44 @@ def test_still_too_close_after_every_round_is_inconclusive_with_the_numbers():
 def test_a_clear_failure_is_not_measured_again():
     calls = []
 
-    def measure() -> Figures:
+    def measure() -> LoadFigures:
         calls.append(1)
-        return Figures(rps=10.0, p50_ms=900.0, requests=150, failures=0)
+        return LoadFigures(rps=10.0, p50_ms=900.0, requests=150, failures=0)
 
     assert decide(measure, REFERENCE, LIMITS).status == "fail" and len(calls) == 1
 
 
-def test_reference_figures_are_kept_per_lab_version_provider_and_machine(tmp_path: Path):
-    cache = ReferenceCache(tmp_path)
+def calibration(version: str = "1.0.0", provider: str = "local") -> Calibration:
+    return Calibration(lab="slow-queries", version=version, provider=provider, machine="test machine",
+                       measured_at="2026-12-01T00:00:00+00:00", seed=1,
+                       starter={"under-load": LoadFigures(2.0, 900.0, 30, 0).as_figures()},
+                       reference={"under-load": REFERENCE.as_figures(), "queries-constant": {"statements": 3}})
 
-    assert cache.get("slow-queries", "1.0.0", "local", "under-load") is None
-    cache.put("slow-queries", "1.0.0", "local", "under-load", REFERENCE)
 
-    assert cache.get("slow-queries", "1.0.0", "local", "under-load") == REFERENCE
-    assert cache.get("slow-queries", "1.0.1", "local", "under-load") is None, "a new lab version measures again"
-    assert cache.get("slow-queries", "1.0.0", "docker", "under-load") is None, "so does another provider"
+def test_calibrations_are_kept_per_lab_version_provider_and_machine(tmp_path: Path):
+    cache = CalibrationCache(tmp_path)
+
+    assert cache.get("slow-queries", "1.0.0", "local") is None
+    cache.put(calibration())
+
+    kept = cache.get("slow-queries", "1.0.0", "local")
+    assert kept == calibration()
+    assert kept.reference_load("under-load") == REFERENCE
+    assert kept.reference_load("queries-constant") is None, "figures that are not a load check's"
+    assert cache.get("slow-queries", "1.0.1", "local") is None, "a new lab version measures again"
+    assert cache.get("slow-queries", "1.0.0", "docker") is None, "so does another provider"
     assert machine_key("local") != machine_key("docker") and machine_key("local") == machine_key("local")
+
+
+def test_a_damaged_calibration_is_measured_again(tmp_path: Path):
+    cache = CalibrationCache(tmp_path)
+    cache.put(calibration())
+    cache.path("slow-queries", "1.0.0", "local").write_text("{not json")
+
+    assert cache.get("slow-queries", "1.0.0", "local") is None
+
+
+def test_the_median_round_is_the_middle_one_by_throughput():
+    rounds = [LoadFigures(rps, 100.0, 1000, 0) for rps in (90.0, 40.0, 60.0)]
+
+    assert LoadFigures.median(rounds).rps == 60.0

@@ -43,7 +43,8 @@ class TemplateRecipe:
     """How to make the migrated template database: its cache key and the function that migrates."""
 
     key: str
-    migrate: Callable[[dict[str, Any], Runtime], None]  # the database as the runtime's app reaches it
+    # (the database as the runtime's app reaches it, the database as the grader reaches it, the runtime)
+    migrate: Callable[[dict[str, Any], dict[str, Any], Runtime], None]
 
 
 class Provider(Protocol):

@@ -101,10 +101,11 @@ class DockerProvider:
             stack.callback(runtime.close)
             in_network = {"host": POSTGRES_ALIAS, "port": 5432, "user": "lab", "password": password,
                           "dbname": DATABASE}
-            recipe.migrate(in_network, runtime)
-            host = postgres.get_container_host_ip()
+            published = {**in_network, "host": postgres.get_container_host_ip(),
+                         "port": int(postgres.get_exposed_port(5432))}
+            recipe.migrate(in_network, published, runtime)
             yield Services(
-                database={**in_network, "host": host, "port": int(postgres.get_exposed_port(5432))},
+                database=published,
                 redis_url=f"redis://{redis_server.get_container_host_ip()}:{redis_server.get_exposed_port(6379)}/0",
                 provider=self.name, runtime=runtime,
                 app_database=in_network, app_redis_url=f"redis://{REDIS_ALIAS}:6379/0",

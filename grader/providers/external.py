@@ -69,7 +69,7 @@ class ExternalProvider:
                 building = f"{template}_building_{secrets.token_hex(3)}"
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
                 try:
-                    recipe.migrate(self._params(building), LocalRuntime(run))
+                    recipe.migrate(self._params(building), self._params(building), LocalRuntime(run))
                     admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                         sql.Identifier(building), sql.Identifier(template)))
                 except BaseException:

@@ -64,7 +64,7 @@ class LocalProvider:
         base = self._base_cluster(run)
         with PostgresServer(self.postgres, base, run, name="template") as server:
             server.execute(f"CREATE DATABASE {TEMPLATE_DB}")
-            recipe.migrate(server.params(TEMPLATE_DB), LocalRuntime(run))
+            recipe.migrate(server.params(TEMPLATE_DB), server.params(TEMPLATE_DB), LocalRuntime(run))
         _publish(run.path / "template-data", cached)
         return cached
 
