@@ -318,6 +318,10 @@ class Plan:
         scans = [node for node in self.nodes() if node["Node Type"] in kinds]
         return [(node.get("Relation Name", ""), node["Index Name"]) for node in scans]
 
+    def index_conditions(self) -> list[str]:
+        """What the plan's indexes answer ("((reviewer)::text = $1)"), one entry per index node with a condition."""
+        return [node["Index Cond"] for node in self.nodes() if "Index Cond" in node]
+
     def evidence(self) -> dict[str, Any]:
         return {"query": self.query[:300], "plan": [f"{node['Node Type']} on {node.get('Relation Name', '')}".strip()
                                                    + (f" using {node['Index Name']}" if "Index Name" in node else "")

@@ -16,7 +16,7 @@ def with_review_stats(books):
 
     Correlated subqueries rather than .annotate(Count("reviews")): PostgreSQL works them out only
     for the rows of the page, and the paginator's count() stays a plain count of books (a GROUP BY
-    over the reviews join would make it aggregate all quarter of a million reviews first).
+    over the reviews join would make it aggregate all 400,000 reviews first).
     """
     reviews = Review.objects.filter(book=OuterRef("pk")).order_by().values("book")
     return books.select_related("author").annotate(
