@@ -84,6 +84,7 @@ class BenchTargets:
     """What `make bench` holds this lab to; None means no target."""
 
     solution_seconds: int | None = None  # median of warm `lab check` runs on the reference solution
+    load_speedup: float | None = None  # the reference's RPS and p50 against the starter's, under the same load
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def load_lab(path: Path) -> LabSpec:
     bench = top.subtable("bench")
     load = _read_load(top) if "load" in data else None
     dataset = _read_data(top) if "data" in data else None
-    bench.known_keys({"solution_seconds"})
+    bench.known_keys({"solution_seconds", "load_speedup"})
     return LabSpec(
         path=path,
         slug=slug,
@@ -273,7 +274,8 @@ def load_lab(path: Path) -> LabSpec:
             startup_seconds=limits.integer("startup_seconds", Limits.startup_seconds, minimum=5),
             request_seconds=limits.integer("request_seconds", Limits.request_seconds, minimum=1),
         ),
-        bench=BenchTargets(solution_seconds=bench.integer("solution_seconds", 0) or None),
+        bench=BenchTargets(solution_seconds=bench.integer("solution_seconds", 0) or None,
+                           load_speedup=bench.number("load_speedup", 0.0, minimum=0.0) or None),
         load=load,
         data=dataset,
     )

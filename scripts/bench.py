@@ -7,8 +7,9 @@ of each, interleaved provider by provider and starter/solution with the same see
 round, each through the real CLI in a fresh process, as a learner runs it. Prints medians
 with min-max and the per-stage breakdown, the ratios measured side by side (solution to
 starter; docker to local), and the machine; writes the figures as JSON under build/bench/.
-Exit 1 when a target is missed (the lab's `[bench] solution_seconds` on the local provider;
-docker at most DOCKER_TO_LOCAL times local) or a verdict is not the expected one.
+Also prints the figures the checks measured (statements per page, requests/s, p50...) for both sides,
+as medians. Exit 1 when a target is missed (the lab's `[bench] solution_seconds` and `load_speedup`
+on the local provider; docker at most DOCKER_TO_LOCAL times local) or a verdict is not the expected one.
 """
 
 from __future__ import annotations
@@ -91,6 +92,13 @@ def bench_lab(lab: LabSpec, work: Path, providers: list[str], runs: int) -> dict
                                                / figures["starter"]["wall"]["median"], 2)
         summary["providers"][provider] = figures
         print_provider(lab, provider, figures)
+    speedup = lab.bench.load_speedup
+    if speedup is not None and "local" in providers:
+        figures = summary["providers"]["local"]
+        met, text = load_speedup(figures, speedup)
+        print(f"  target: under the same load, the reference's requests/s and p50 at least {speedup:g} times the "
+              f"starter's (local, medians): {'met' if met else 'MISSED'} ({text})")
+        missed += [] if met else [f"load speed-up {text}"]
     target = lab.bench.solution_seconds
     if target is not None and "local" in providers:
         median = summary["providers"]["local"]["solution"]["wall"]["median"]
@@ -130,7 +138,9 @@ def check(workspace: Path, provider: str, seed: int, side: str, problems: list[s
     if process.returncode != EXPECTED_EXIT[side]:
         problems.append(f"{side} seed {seed}: exit {process.returncode}, expected {EXPECTED_EXIT[side]}: "
                         + ", ".join(f"{c['id']}={c['status']}" for c in result["checks"]))
-    return {"wall": wall, "stages": result["stages"], "servers": result.get("servers", {})}
+    figures = {f"{c['id']}: {row['name']}": row["yours"] for c in result["checks"] for row in c.get("figures", [])
+               if isinstance(row.get("yours"), int | float)}
+    return {"wall": wall, "stages": result["stages"], "servers": result.get("servers", {}), "figures": figures}
 
 
 def lab_cli(*args: str, cwd: Path, check: bool = False) -> subprocess.CompletedProcess:
@@ -145,8 +155,10 @@ def summarise(samples: list[dict]) -> dict:
                 "max": round(max(values), 3), "values": [round(v, 3) for v in values]}
 
     stages = list(dict.fromkeys(name for sample in samples for name in sample["stages"]))
+    names = list(dict.fromkeys(name for sample in samples for name in sample["figures"]))
     return {"wall": spread([s["wall"] for s in samples]),
             "stages": {name: spread([s["stages"].get(name, 0.0) for s in samples]) for name in stages},
+            "figures": {name: spread([s["figures"][name] for s in samples if name in s["figures"]]) for name in names},
             "overhead": spread([s["wall"] - sum(t for name, t in s["stages"].items() if name not in NESTED)
                                 for s in samples])}
 
@@ -166,14 +178,47 @@ def print_provider(lab: LabSpec, provider: str, summary: dict) -> None:
         label = f"  {name}" if name in NESTED else name  # indented: part of the stage above it
         print(f"  {label:<22}{cell(starter):>22}{cell(solution):>22}")
     print(f"  solution / starter (side by side): {summary['solution_to_starter']:.2f}")
+    names = list(dict.fromkeys([*summary["starter"]["figures"], *summary["solution"]["figures"]]))
+    if names:
+        print(f"  {'measured by the checks (median [min-max])':<62}{'starter':>22}{'solution':>22}")
+        for name in names:
+            print(f"  {name[:60]:<62}{figure_cell(summary['starter']['figures'].get(name)):>22}"
+                  f"{figure_cell(summary['solution']['figures'].get(name)):>22}")
     for service, description in summary["servers"].items():
         print(f"  {service}: {description}")
+
+
+def load_speedup(summary: dict, wanted: float) -> tuple[bool, str]:
+    """The reference against the starter under the lab's load: requests/s and p50 ratios of the medians."""
+    def median(side: str, figure: str) -> float | None:
+        found = [v for name, v in summary[side]["figures"].items() if name.endswith(f": {figure}")]
+        return found[0]["median"] if found else None
+
+    starter_rps, solution_rps = median("starter", "requests/s"), median("solution", "requests/s")
+    starter_p50, solution_p50 = median("starter", "p50 ms"), median("solution", "p50 ms")
+    if not solution_rps or not solution_p50:
+        return False, "the solution has no load figures"
+    if not starter_rps or not starter_p50:
+        return True, "the starter completed no request under load"
+    rps, p50 = solution_rps / starter_rps, starter_p50 / solution_p50
+    summary["load_speedup"] = {"rps": round(rps, 1), "p50": round(p50, 1)}
+    return rps >= wanted and p50 >= wanted, f"requests/s {rps:.1f}x, p50 {p50:.1f}x"
 
 
 def cell(figures: dict | None) -> str:
     if figures is None:
         return "-"
     return f"{figures['median']:.2f} [{figures['min']:.2f}-{figures['max']:.2f}]"
+
+
+def figure_cell(figures: dict | None) -> str:
+    if not figures or not figures["values"]:
+        return "-"
+    def text(value: float) -> str:
+        return f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.1f}"
+    if figures["min"] == figures["max"]:
+        return text(figures["median"])
+    return f"{text(figures['median'])} [{text(figures['min'])}-{text(figures['max'])}]"
 
 
 def machine() -> dict:

@@ -57,10 +57,19 @@ def run_lab(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def workspace(run_lab, tmp_path: Path) -> Path:
-    """A fresh race-conditions workspace, made by `lab start` as a learner makes one."""
-    assert run_lab("start", "race-conditions", cwd=tmp_path).exit_code == 0
-    return tmp_path / "race-conditions"
+def start_lab(run_lab, tmp_path: Path):
+    """Make a fresh workspace of a lab with `lab start`, as a learner makes one; returns its folder."""
+    def start(slug: str) -> Path:
+        result = run_lab("start", slug, cwd=tmp_path)
+        assert result.exit_code == 0, result.output
+        return tmp_path / slug
+    return start
+
+
+@pytest.fixture
+def workspace(start_lab) -> Path:
+    """A fresh race-conditions workspace."""
+    return start_lab("race-conditions")
 
 
 def tree_digest(root: Path, skip: str = ".lab") -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,38 @@ def test_the_median_round_is_the_middle_one_by_throughput():
     rounds = [LoadFigures(rps, 100.0, 1000, 0) for rps in (90.0, 40.0, 60.0)]
 
     assert LoadFigures.median(rounds).rps == 60.0
+
+
+@pytest.mark.slow
+def test_lab_calibrate_measures_starter_and_reference_and_check_shows_them_beside_yours(run_lab, start_lab):
+    from grader.resources import resources
+
+    result = run_lab("calibrate", "slow-queries", "--provider", "local")
+
+    assert result.exit_code == 0, result.output
+    assert "Calibrating slow-queries" in result.output
+    assert "under-load" in result.output and "requests/s" in result.output
+    kept = list(CalibrationCache().root.glob("slow-queries-*-local-*.json"))
+    assert len(kept) == 1
+    calibration = Calibration(**json.loads(kept[0].read_text()))
+    starter, reference = (LoadFigures.from_figures(side["under-load"])
+                          for side in (calibration.starter, calibration.reference))
+    assert reference.failures == 0 and reference.rps > 5 * starter.rps, (starter, reference)
+    assert calibration.starter["queries-constant"]["statements, books, page of 25"] > \
+        calibration.starter["queries-constant"]["statements, books, page of 5"]
+
+    workspace = start_lab("slow-queries")
+    shutil.copytree(resources().solution_dir("slow-queries"), workspace, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("NOTES.md"))
+    checked = run_lab("check", "--provider", "local", cwd=workspace)
+
+    assert checked.exit_code == 0, checked.output
+    assert "Calibrating" not in checked.output, "the kept calibration is used"
+    assert "starter" in checked.output and "reference" in checked.output and "p50 ms" in checked.output
+    report = json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
+    assert report["calibration"]["measured_at"] == calibration.measured_at
+    load = next(check for check in report["checks"] if check["id"] == "under-load")
+    rows = {row["name"]: row for row in load["figures"]}
+    assert set(rows) >= {"requests/s", "p50 ms", "p95 ms", "failed requests"}
+    assert all(rows["requests/s"][side] for side in ("starter", "yours", "reference")), rows["requests/s"]
+    assert rows["failed requests"]["yours"] == 0

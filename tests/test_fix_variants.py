@@ -1,7 +1,7 @@
-"""The race-conditions checks judge behaviour: distinct correct fixes pass them all, plausible wrong ones fail.
+"""The checks judge behaviour: distinct correct fixes pass them all, plausible wrong ones fail.
 
-Each fixture under tests/fixtures/race-conditions/passing/ or failing/ is an overlay on a fresh starter
-workspace. A failing variant's `[expect]` table lists the checks it must fail (or skip, when a check it
+Each fixture under tests/fixtures/<lab>/passing/ or failing/ is an overlay on a fresh starter workspace of
+that lab. A failing variant's `[expect]` table lists the checks it must fail (or skip, when a check it
 depends on fails); every other check must pass.
 """
 
@@ -14,14 +14,22 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from conftest import FIXTURES, ROOT, overlay
+from grader.labspec import lab_slugs, load_lab
+from grader.resources import resources
+
+from conftest import FIXTURES, overlay
 
 pytestmark = pytest.mark.slow
-VARIANTS = FIXTURES / "race-conditions"
-LAB = tomllib.loads((ROOT / "labs" / "race-conditions" / "lab.toml").read_text())
-CHECK_IDS = [check["id"] for check in LAB["checks"]]
-PASSING = sorted(path.name for path in (VARIANTS / "passing").iterdir() if (path / "variant.toml").is_file())
-FAILING = sorted(path.name for path in (VARIANTS / "failing").iterdir() if (path / "variant.toml").is_file())
+LABS = [slug for slug in lab_slugs(resources().labs) if (FIXTURES / slug / "passing").is_dir()]
+
+
+def check_ids(slug: str) -> list[str]:
+    return list(load_lab(resources().lab_dir(slug) / "lab.toml").check_ids)
+
+
+def variants(group: str) -> list[tuple[str, str]]:
+    return [(slug, path.name) for slug in LABS for path in sorted((FIXTURES / slug / group).iterdir())
+            if (path / "variant.toml").is_file()]
 
 
 def graded(run_lab, workspace: Path) -> tuple[Result, dict[str, dict]]:
@@ -35,35 +43,44 @@ def verdicts(checks: dict[str, dict]) -> str:
     return "\n".join(f"{check_id}: {check['status']}: {check['message']}" for check_id, check in checks.items())
 
 
-@pytest.mark.parametrize("group, names", [("passing", PASSING), ("failing", FAILING)])
-def test_variants_are_described_and_expect_real_checks(group: str, names: list[str]):
-    assert len(names) >= 3
+def test_every_lab_has_fix_variants():
+    assert set(LABS) == set(lab_slugs(resources().labs)), "a lab without tests/fixtures/<lab>/passing"
+
+
+@pytest.mark.parametrize("slug", LABS)
+@pytest.mark.parametrize("group", ["passing", "failing"])
+def test_variants_are_described_and_expect_real_checks(slug: str, group: str):
+    names = [name for lab, name in variants(group) if lab == slug]
+    assert len(names) >= 3, f"{slug} needs at least three {group} variants"
     for name in names:
-        variant = tomllib.loads((VARIANTS / group / name / "variant.toml").read_text())
+        variant = tomllib.loads((FIXTURES / slug / group / name / "variant.toml").read_text())
         expect = variant.get("expect", {})
         assert variant.get("description"), f"{group}/{name} has no description"
         if group == "passing":
             assert not expect, f"{name}: a passing variant expects every check to pass"
         else:
-            assert set(expect) <= set(CHECK_IDS), f"{name} expects unknown checks {set(expect) - set(CHECK_IDS)}"
+            unknown = set(expect) - set(check_ids(slug))
+            assert not unknown, f"{name} expects unknown checks {unknown}"
             assert "fail" in expect.values() and set(expect.values()) <= {"fail", "skip"}, f"{name}: {expect}"
 
 
-@pytest.mark.parametrize("variant", PASSING)
-def test_a_correct_fix_passes_every_check(variant: str, run_lab, workspace: Path, no_leftovers):
-    overlay(VARIANTS / "passing" / variant, workspace)
+@pytest.mark.parametrize(("slug", "variant"), variants("passing"), ids="/".join)
+def test_a_correct_fix_passes_every_check(slug: str, variant: str, run_lab, start_lab, no_leftovers):
+    workspace = start_lab(slug)
+    overlay(FIXTURES / slug / "passing" / variant, workspace)
     result, checks = graded(run_lab, workspace)
 
     statuses = {check_id: check["status"] for check_id, check in checks.items()}
-    assert statuses == dict.fromkeys(CHECK_IDS, "pass"), verdicts(checks)
+    assert statuses == dict.fromkeys(check_ids(slug), "pass"), verdicts(checks)
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("variant", FAILING)
-def test_a_wrong_fix_fails_exactly_the_checks_it_breaks(variant: str, run_lab, workspace: Path, no_leftovers):
-    expect = overlay(VARIANTS / "failing" / variant, workspace)["expect"]
+@pytest.mark.parametrize(("slug", "variant"), variants("failing"), ids="/".join)
+def test_a_wrong_fix_fails_exactly_the_checks_it_breaks(slug: str, variant: str, run_lab, start_lab, no_leftovers):
+    workspace = start_lab(slug)
+    expect = overlay(FIXTURES / slug / "failing" / variant, workspace)["expect"]
     result, checks = graded(run_lab, workspace)
 
     statuses = {check_id: check["status"] for check_id, check in checks.items()}
-    assert statuses == {check_id: expect.get(check_id, "pass") for check_id in CHECK_IDS}, verdicts(checks)
+    assert statuses == {check_id: expect.get(check_id, "pass") for check_id in check_ids(slug)}, verdicts(checks)
     assert result.exit_code == 1, result.output
