@@ -3,7 +3,9 @@
 Per run: a private network, PostgreSQL and Redis containers started by testcontainers
 (ready by its named wait strategies: psql answering, PING answering), and a container
 runtime for the learner's code built from the app image, which holds the kit's Python
-dependencies at the versions the grader runs with (built once per kit, reused).
+dependencies at the versions the grader runs with (built once per kit, reused). The
+migrated template database (with a lab's data) is committed as an image once per
+migration set, so later runs start from it instead of migrating and loading again.
 The checks reach the services and the app through ports published on 127.0.0.1.
 
 Machine particulars (the engine's address, testcontainers' reaper and connection mode)
@@ -13,6 +15,7 @@ TESTCONTAINERS_CONNECTION_MODE, TC_HOST.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 
 import docker
 import docker.errors
+import psycopg
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.community.redis import RedisContainer
 from testcontainers.core.network import Network
@@ -36,6 +40,12 @@ from grader.providers.postgres import TEST_SETTINGS
 ENGINE_TIMEOUT_SECONDS = 5
 POSTGRES_ALIAS, REDIS_ALIAS = "postgres", "redis"
 DATABASE = "lab"
+# Migrated template databases are kept as images, like the local provider's template clusters. Their data
+# lives outside the official image's VOLUME (/var/lib/postgresql/data), so that a commit keeps it.
+TEMPLATE_PGDATA = "/var/lib/postgresql/lab-data"
+TEMPLATE_REPOSITORY = "nexus-labs/pgtpl"
+LABEL_TEMPLATE = "org.nexus-labs.template"
+TEMPLATES_KEPT = 3  # per lab: a learner going back and forth between a few migration sets
 
 
 def engine() -> docker.DockerClient:
@@ -81,14 +91,17 @@ class DockerProvider:
         self.app_image = ensure_app_image(self.client, self.images.python, self.progress)
         labels = run_labels(run)
         password = secrets.token_hex(12)
+        template = self._template_image(lab, recipe)
+        cached = _image_exists(self.client, template)
         with ExitStack() as stack:
             network = Network(docker_network_kw={"labels": labels}).create()
             stack.callback(network.remove)
             settings = [arg for key, value in TEST_SETTINGS.items() if key not in ("unix_socket_directories",
                                                                                   "listen_addresses")
                         for arg in ("-c", f"{key}={value}")]
-            postgres = (PostgresContainer(self.images.postgres, username="lab", password=password, dbname=DATABASE,
-                                          driver=None)
+            postgres = (PostgresContainer(template if cached else self.images.postgres, username="lab",
+                                          password=password, dbname=DATABASE, driver=None)
+                        .with_env("PGDATA", TEMPLATE_PGDATA)
                         .with_network(network).with_network_aliases(POSTGRES_ALIAS)
                         .with_command(["postgres", *settings]).with_kwargs(labels=labels))
             redis_server = (RedisContainer(self.images.redis).with_network(network)
@@ -103,13 +116,57 @@ class DockerProvider:
                           "dbname": DATABASE}
             published = {**in_network, "host": postgres.get_container_host_ip(),
                          "port": int(postgres.get_exposed_port(5432))}
-            recipe.migrate(in_network, published, runtime)
+            if cached:
+                _set_password(postgres, password)  # the template kept the password of the run that made it
+            else:
+                recipe.migrate(in_network, published, runtime)
+                self._keep_template(postgres, published, lab, template)
             yield Services(
                 database=published,
                 redis_url=f"redis://{redis_server.get_container_host_ip()}:{redis_server.get_exposed_port(6379)}/0",
                 provider=self.name, runtime=runtime,
                 app_database=in_network, app_redis_url=f"redis://{REDIS_ALIAS}:6379/0",
             )
+
+    def _template_image(self, lab: LabSpec, recipe: TemplateRecipe) -> str:
+        """The image of a migrated template: keyed by the PostgreSQL image it grew from and the migrations."""
+        base = self.client.images.get(self.images.postgres).id
+        key = hashlib.sha256(f"{base}\0{recipe.key}".encode()).hexdigest()[:16]
+        return f"{TEMPLATE_REPOSITORY}-{lab.slug}:{key}"
+
+    def _keep_template(self, postgres: PostgresContainer, database: dict, lab: LabSpec, template: str) -> None:
+        """Commit the migrated (and loaded) database as an image, and keep only the newest few of the lab's."""
+        with psycopg.connect(**database, autocommit=True) as connection:
+            connection.execute("CHECKPOINT")  # every page on disk: the image starts like a clean shutdown
+        repository, _, tag = template.partition(":")
+        postgres.get_wrapped_container().commit(repository=repository, tag=tag,
+                                                conf={"Labels": {LABEL_TEMPLATE: lab.slug}})
+        kept = sorted(self.client.images.list(filters={"label": f"{LABEL_TEMPLATE}={lab.slug}"}),
+                      key=lambda image: image.attrs.get("Created", ""), reverse=True)
+        for image in kept[TEMPLATES_KEPT:]:
+            try:
+                self.client.images.remove(image.id, noprune=False)
+            except docker.errors.APIError:
+                pass  # a running check still uses it; a later run removes it
+
+
+def _image_exists(client: docker.DockerClient, name: str) -> bool:
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _set_password(postgres: PostgresContainer, password: str) -> None:
+    """Give this run's password to the template's user, over the container's own trusted socket."""
+    code, output = postgres.get_wrapped_container().exec_run(
+        ["psql", "-v", "ON_ERROR_STOP=1", "--username", "lab", "--dbname", DATABASE, "-c",
+         f"ALTER USER lab PASSWORD '{password}'"], user="postgres")
+    if code != 0:
+        raise EnvironmentProblem(f"The cached template database did not take this run's password: "
+                                 f"{output.decode(errors='replace').strip()[:300]}",
+                                 "Remove the nexus-labs/pgtpl-* images (`docker image rm`) to rebuild them.")
 
 
 def _start(container, run: RunDirectory) -> None:
