@@ -119,13 +119,24 @@ def no_leftovers():
 
 
 def overlay(fixture: Path, workspace: Path) -> dict:
-    """Copy a fixture's files over a workspace (all but variant.toml) and return its variant.toml."""
+    """Copy a fixture's files over a workspace (all but variant.toml) and return its variant.toml.
+
+    A variant with `base = "solution"` is the reference solution with the fixture's files changed: the
+    solution is copied over the workspace first.
+    """
+    variant = tomllib.loads((fixture / "variant.toml").read_text())
+    if variant.get("base") == "solution":
+        from grader.resources import resources
+
+        slug = fixture.parent.parent.name
+        shutil.copytree(resources().solution_dir(slug), workspace, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("NOTES.md"))
     for path in fixture.rglob("*"):
         if path.is_file() and path.name != "variant.toml":
             target = workspace / path.relative_to(fixture)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-    return tomllib.loads((fixture / "variant.toml").read_text())
+    return variant
 
 
 FIXTURES = ROOT / "tests" / "fixtures"

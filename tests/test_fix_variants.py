@@ -1,8 +1,9 @@
 """The checks judge behaviour: distinct correct fixes pass them all, plausible wrong ones fail.
 
 Each fixture under tests/fixtures/<lab>/passing/ or failing/ is an overlay on a fresh starter workspace of
-that lab. A failing variant's `[expect]` table lists the checks it must fail (or skip, when a check it
-depends on fails); every other check must pass.
+that lab (or, with `base = "solution"`, on the reference solution copied into one). A failing variant's
+`[expect]` table lists the checks it must fail (or skip, when a check it depends on fails); every other
+check must pass.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def test_variants_are_described_and_expect_real_checks(slug: str, group: str):
         variant = tomllib.loads((FIXTURES / slug / group / name / "variant.toml").read_text())
         expect = variant.get("expect", {})
         assert variant.get("description"), f"{group}/{name} has no description"
+        assert variant.get("base", "starter") in ("starter", "solution"), f"{name}: base is the starter or the solution"
         if group == "passing":
             assert not expect, f"{name}: a passing variant expects every check to pass"
         else:

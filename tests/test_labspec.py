@@ -66,6 +66,11 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ("[limits]", "[load]\nusers = 5\n\n[limits]", "load.seconds", "is missing"),
     ("[limits]", "[load]\nusers = 5\nseconds = 10\nmax_p50_ratio = 0.5\n\n[limits]", "load.max_p50_ratio",
      "must be a number >= 1.0, got 0.5"),
+    ("[limits]", "[data]\nafter_migration = \"0001_initial\"\n\n[limits]", "data.after_migration",
+     "must be APP.MIGRATION (like 'catalog.0001_initial'), got '0001_initial'"),
+    ("[limits]", "[data]\nmodule = \"dataset.py\"\n\n[limits]", "data.after_migration", "is missing"),
+    ("solution_seconds = 15", "solution_seconds = 15\nload_speedup = -2", "bench.load_speedup",
+     "must be a number >= 0.0, got -2"),
 ])
 def test_broken_field_names_file_and_key(tmp_path: Path, old: str, new: str, key: str, problem: str):
     path = _broken(tmp_path, old, new)
@@ -96,3 +101,13 @@ def test_a_load_profile_is_typed_with_default_thresholds(tmp_path: Path):
                                                                                            "locustfile.py")
     assert lab.load.thresholds.min_rps_ratio == 0.5 and lab.load.thresholds.max_p50_ratio == 3.0
     assert load_lab(RACE).load is None, "a lab without [load] has no load checks"
+
+
+def test_slow_queries_declares_its_data_and_its_load():
+    lab = load_lab(resources().lab_dir("slow-queries") / "lab.toml")
+
+    assert lab.data is not None and lab.data.after == "catalog.0001_initial" and lab.data.module == "dataset.py"
+    assert (resources().checks_dir("slow-queries") / lab.data.module).is_file()
+    assert lab.load is not None and (resources().checks_dir("slow-queries") / lab.load.locustfile).is_file()
+    assert lab.bench.load_speedup == 10 and lab.bench.solution_seconds == 30
+    assert load_lab(RACE).data is None
