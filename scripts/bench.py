@@ -180,9 +180,10 @@ def print_provider(lab: LabSpec, provider: str, summary: dict) -> None:
     print(f"  solution / starter (side by side): {summary['solution_to_starter']:.2f}")
     names = list(dict.fromkeys([*summary["starter"]["figures"], *summary["solution"]["figures"]]))
     if names:
-        print(f"  {'measured by the checks (median [min-max])':<62}{'starter':>22}{'solution':>22}")
+        width = max(len(name) for name in [*names, "measured by the checks (median [min-max])"]) + 2
+        print(f"  {'measured by the checks (median [min-max])':<{width}}{'starter':>26}{'solution':>22}")
         for name in names:
-            print(f"  {name[:60]:<62}{figure_cell(summary['starter']['figures'].get(name)):>22}"
+            print(f"  {name:<{width}}{figure_cell(summary['starter']['figures'].get(name)):>26}"
                   f"{figure_cell(summary['solution']['figures'].get(name)):>22}")
     for service, description in summary["servers"].items():
         print(f"  {service}: {description}")
