@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,24 @@ from grader.resources import resources
 from grader.runtime import Handle, PortTaken, Runtime
 
 OVERLAY_PACKAGE = "_lab_overlay"
-SERVER_CONFIG = "gunicorn.conf.py"  # ours, so that one in the learner's project never shapes the server
+SERVER_CONFIG = "gunicorn.conf.py"  # the project's is read only where the lab allows, and only for its shape
+
+
+@dataclass(frozen=True)
+class ServerBounds:
+    max_workers: int = 8
+    max_threads: int = 32
+
+
+SERVER_BOUNDS = ServerBounds()
+PROJECT_SERVER_CONFIG = """
+_project = {{"__file__": {path!r}}}
+exec(compile(open({path!r}).read(), {path!r}, "exec"), _project)
+workers, threads = _project.get("workers", workers), _project.get("threads", threads)
+for _name, _value, _most in (("workers", workers, {max_workers}), ("threads", threads, {max_threads})):
+    if isinstance(_value, bool) or not isinstance(_value, int) or not 1 <= _value <= _most:
+        raise SystemExit(f"gunicorn.conf.py: {{_name}} must be a whole number from 1 to {{_most}}, got {{_value!r}}")
+"""
 SEEDING_SCRIPT = Path(__file__).with_name("seeding.py")
 NO_REDIS_YET = "redis://127.0.0.1:1/0"
 READY_ERRORS_TO_GIVE_UP = 8
@@ -127,24 +144,41 @@ class LearnerApp:
         )
         return json.loads(output.read_text())
 
-    def serve(self, services: Services, port: int | None = None) -> RunningServer:
-        """gunicorn on `port` (default: a free loopback port), ready when the probe gets this run's token back."""
+    def serve_replicas(self, services: Services, port: int | None = None) -> list[RunningServer]:
+        """Every replica the lab declares, each ready; the first on `port` when one is given."""
+        return [self.serve(services, port=port if replica == 0 else None, replica=replica)
+                for replica in range(self.lab.server.replicas)]
+
+    def serve(self, services: Services, port: int | None = None, replica: int = 0) -> RunningServer:
+        """gunicorn on `port` (default: a free loopback port), ready when the probe gets this run's token back.
+
+        Replicas after the first get a copy of the snapshot and (as local processes) a HOME and TMPDIR of
+        their own, so that, as on separate machines, nothing but the services is shared between them.
+        """
         runtime = services.runtime
         overlay = self.render_overlay("overlay", *services.for_app())
-        log = self.run.path / "server.log"
-        server = self.lab.server
+        name = "server" if replica == 0 else f"server-{replica + 1}"
+        log = self.run.path / f"{name}.log"
+        snapshot = self.snapshot
+        if replica:
+            snapshot = self.run.path / f"app-{replica + 1}"
+            shutil.copytree(self.snapshot, snapshot, symlinks=True)
+        env = self.environment(overlay, runtime, snapshot)
+        if replica and runtime.name == "local":
+            home = self.run.path / f"home-{replica + 1}"
+            (home / "tmp").mkdir(parents=True)
+            env.update(HOME=str(home), TMPDIR=str(home / "tmp"))
+        config = self._server_config(overlay, snapshot)
         for _attempt in range(3 if port is None else 1):
             listener = runtime.listener(port)
             command = [
-                runtime.python, "-m", "gunicorn", f"{OVERLAY_PACKAGE}.wsgi:application",
-                "--config", str(overlay / SERVER_CONFIG),
-                "--bind", listener.bind, "--workers", str(server.workers), "--threads", str(server.threads),
+                runtime.python, "-m", "gunicorn", f"{OVERLAY_PACKAGE}.wsgi:application", "--config", str(config),
+                "--bind", listener.bind,
                 "--timeout", str(max(30, self.lab.limits.request_seconds * 2)), "--graceful-timeout", "3",
                 "--access-logfile", "-", "--error-logfile", "-", "--capture-output",
             ]
             try:
-                handle = runtime.start("server", command, log=log, cwd=self.snapshot,
-                                       env=self.environment(overlay, runtime), inputs=(self.snapshot, overlay),
+                handle = runtime.start(name, command, log=log, cwd=snapshot, env=env, inputs=(snapshot, overlay),
                                        listener=listener)
             except PortTaken:
                 outcome = "port taken"
@@ -210,9 +244,18 @@ class LearnerApp:
                   "redis_url": redis_url, "token": self.token}
         for template in ("__init__.py", "settings.py", "urls.py", "wsgi.py"):
             (package / template).write_text(templates.get_template(f"{template}.j2").render(values))
-        (root / SERVER_CONFIG).write_text("# The grader's server settings are its command line: a gunicorn.conf.py in "
-                                          "the project is not read.\n")
         return root
+
+    def _server_config(self, overlay: Path, snapshot: Path) -> Path:
+        """The grader's gunicorn.conf.py: the lab's workers and threads, or, where the lab lets the project
+        tune them, those its own gunicorn.conf.py sets (nothing else of that file counts)."""
+        server = self.lab.server
+        lines = ["# Written by the grader for this run.", f"workers = {server.workers}", f"threads = {server.threads}"]
+        if server.project_config and (snapshot / SERVER_CONFIG).is_file():
+            lines += [PROJECT_SERVER_CONFIG.format(path=str(snapshot / SERVER_CONFIG), **asdict(SERVER_BOUNDS))]
+        path = overlay / f"server-{snapshot.name}.conf.py"
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     def log_excerpt(self, log: Path, limit: int = 30) -> str:
         """What a learner needs from a log: its last traceback (else its tail), with paths as in their workspace."""
@@ -229,11 +272,11 @@ class LearnerApp:
             lines = lines[:1] + ["  ..."] + lines[-(limit - 2):]
         return "\n".join(lines).strip() or "(empty log)"
 
-    def environment(self, overlay: Path, runtime: Runtime) -> dict[str, str]:
+    def environment(self, overlay: Path, runtime: Runtime, snapshot: Path | None = None) -> dict[str, str]:
         """The environment of the learner's processes: what Django needs, nothing that names the grader."""
         env = runtime.environment()
         env.update({
-            "PYTHONPATH": os.pathsep.join([str(overlay), str(self.snapshot)]),
+            "PYTHONPATH": os.pathsep.join([str(overlay), str(snapshot or self.snapshot)]),
             "DJANGO_SETTINGS_MODULE": f"{OVERLAY_PACKAGE}.settings",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",

@@ -71,6 +71,7 @@ class LabContext:
     seed_data: dict[str, Any]
     request_seconds: float
     server: dict[str, int] = field(default_factory=dict)
+    replicas: tuple[str, ...] = ()  # every replica's base URL; base_url is the first
 
 
 class LoadCheck:
@@ -84,10 +85,10 @@ class LoadCheck:
 
     CALIBRATION_ROUNDS = {"starter": 1, "reference": 3}
 
-    def __init__(self, check_id: str, spec: dict[str, Any], base_url: str, work: Path, figures: dict[str, Any],
-                 reference: dict[str, Any] | None, calibrating: str | None,
+    def __init__(self, check_id: str, spec: dict[str, Any], base_urls: tuple[str, ...], work: Path,
+                 figures: dict[str, Any], reference: dict[str, Any] | None, calibrating: str | None,
                  progress: Callable[[str], None] | None = None):
-        self.check_id, self.spec, self.base_url, self.work = check_id, spec, base_url, work
+        self.check_id, self.spec, self.base_urls, self.work = check_id, spec, base_urls, work
         self.figures, self.reference, self.calibrating, self.progress = figures, reference, calibrating, progress
         self.profile = LoadProfile(users=spec["users"], spawn_rate=spec["spawn_rate"], seconds=spec["seconds"])
         self.thresholds = Thresholds(**spec["thresholds"])
@@ -96,7 +97,7 @@ class LoadCheck:
     def measure(self, data: Any = None) -> LoadFigures:
         """One run of the profile; its figures become the check's."""
         self.rounds += 1
-        result = run_load(Path(self.spec["locustfile"]), self.base_url, self.profile,
+        result = run_load(Path(self.spec["locustfile"]), self.base_urls, self.profile,
                           self.work / f"round-{self.rounds}", progress=self.progress, data=data)
         figures = LoadFigures.of(result)
         self.figures.update(figures.as_figures())

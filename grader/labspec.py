@@ -42,10 +42,22 @@ class CheckSpec:
 
 @dataclass(frozen=True)
 class ServerShape:
+    replicas: int = 1  # separate servers (processes, or containers), as behind a load balancer
     workers: int = 2
     threads: int = 4
+    project_config: bool = False  # the project's gunicorn.conf.py may set workers and threads
     cpus: float = 2.0  # the app's container, under the docker provider
     memory_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """How the run's PostgreSQL differs from the kit's defaults (a tight connection limit, say)."""
+
+    max_connections: int | None = None
+
+    def server_settings(self) -> dict[str, str]:
+        return {"max_connections": str(self.max_connections)} if self.max_connections else {}
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,7 @@ class LabSpec:
     bench: BenchTargets = field(default_factory=BenchTargets)
     load: LoadSpec | None = None
     data: DataSpec | None = None
+    postgres: PostgresSettings = field(default_factory=PostgresSettings)
 
     @property
     def directory(self) -> Path:
@@ -210,7 +223,7 @@ def load_lab(path: Path) -> LabSpec:
     top = _Reader(path, data)
     top.known_keys({
         "format_version", "slug", "version", "title", "summary", "difficulty", "estimated_minutes",
-        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "load", "data", "checks",
+        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "load", "data", "postgres", "checks",
     })
     if top.integer("format_version", minimum=1) != FORMAT_VERSION:
         raise top.error("format_version", f"must be {FORMAT_VERSION} (this kit reads format {FORMAT_VERSION})")
@@ -242,12 +255,14 @@ def load_lab(path: Path) -> LabSpec:
     app = top.subtable("app")
     app.known_keys({"settings"})
     server = top.subtable("server")
-    server.known_keys({"workers", "threads", "cpus", "memory_mb"})
+    server.known_keys({"replicas", "workers", "threads", "project_config", "cpus", "memory_mb"})
     limits = top.subtable("limits")
     limits.known_keys({"check_seconds", "startup_seconds", "request_seconds"})
     bench = top.subtable("bench")
     load = _read_load(top) if "load" in data else None
     dataset = _read_data(top) if "data" in data else None
+    postgres = top.subtable("postgres")
+    postgres.known_keys({"max_connections"})
     bench.known_keys({"solution_seconds", "load_speedup"})
     return LabSpec(
         path=path,
@@ -264,8 +279,10 @@ def load_lab(path: Path) -> LabSpec:
         starter_fails=frozenset(starter_fails),
         settings_module=app.string("settings"),
         server=ServerShape(
+            replicas=server.integer("replicas", ServerShape.replicas, minimum=1),
             workers=server.integer("workers", ServerShape.workers, minimum=1),
             threads=server.integer("threads", ServerShape.threads, minimum=1),
+            project_config=server.boolean("project_config", False),
             cpus=server.number("cpus", ServerShape.cpus, minimum=0.1),
             memory_mb=server.integer("memory_mb", ServerShape.memory_mb, minimum=64),
         ),
@@ -278,6 +295,7 @@ def load_lab(path: Path) -> LabSpec:
                            load_speedup=bench.number("load_speedup", 0.0, minimum=0.0) or None),
         load=load,
         data=dataset,
+        postgres=PostgresSettings(max_connections=postgres.integer("max_connections", 0, minimum=0) or None),
     )
 
 

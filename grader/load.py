@@ -79,17 +79,23 @@ class LoadError(Exception):
 
 
 DATA_VARIABLE = "LAB_LOAD_DATA"
+HOSTS_VARIABLE = "LAB_LOAD_HOSTS"
 
 
-def run_load(locustfile: Path, base_url: str, profile: LoadProfile, work: Path,
+def run_load(locustfile: Path, base_url: str | tuple[str, ...] | list[str], profile: LoadProfile, work: Path,
              progress: Callable[[str], None] | None = None, data: Any = None, drain_seconds: int = 10) -> LoadResult:
     """Run the locustfile's users against `base_url` (loopback only) for the profile's time; return the figures.
 
-    When the time is up, the requests under way may finish for up to `drain_seconds` and are counted, so the
-    slowest requests of a slow service are not left out of its figures. `data` (ids to ask for, say) reaches
-    the locustfile as a JSON file named by $LAB_LOAD_DATA.
+    Several base URLs are the replicas of one service: Locust's host is the first, and the locustfile finds
+    them all, to spread its requests, as a JSON list in $LAB_LOAD_HOSTS. When the time is up, the requests
+    under way may finish for up to `drain_seconds` and are counted, so the slowest requests of a slow service
+    are not left out of its figures. `data` (ids to ask for, say) reaches the locustfile as a JSON file
+    named by $LAB_LOAD_DATA.
     """
-    _require_loopback(base_url)
+    hosts = [base_url] if isinstance(base_url, str) else list(base_url)
+    for host in hosts:
+        _require_loopback(host)
+    base_url = hosts[0]
     work.mkdir(parents=True, exist_ok=True)
     prefix, summary, log = work / "locust", work / "locust.json", work / "locust.log"  # locust adds ".json"
     command = [
@@ -99,6 +105,7 @@ def run_load(locustfile: Path, base_url: str, profile: LoadProfile, work: Path,
         "--exit-code-on-error", "0", "--loglevel", "WARNING", "--skip-log-setup",
     ]
     env = {key: value for key, value in os.environ.items() if key != "PYTHONSTARTUP"}
+    env[HOSTS_VARIABLE] = json.dumps(hosts)
     if data is not None:
         data_file = work / "load-data.json"
         data_file.write_text(json.dumps(data))

@@ -32,7 +32,8 @@ from grader.runtime import Runtime
 from grader.workspace import code_files, copy_code
 
 CALIBRATION_SEED = 20261201  # calibration runs use one seed, so they can be replayed
-LOG_NAMES = ("migrate.log", "seed.log", "server.log", "checks.log", "postgres.log", "redis.log")
+LOG_NAMES = ("migrate.log", "seed.log", "server.log", "checks.log", "postgres.log", "redis.log",
+             *(f"server-{replica}.log" for replica in range(2, 9)))
 
 
 class Reporter(Protocol):
@@ -94,9 +95,14 @@ class Prepared:
     """A learner's service, up and serving against its run's services."""
 
     services: Services
-    server: RunningServer
+    replicas: list[RunningServer]  # one server for most labs
     manifest: Any
     template: str
+
+    @property
+    def server(self) -> RunningServer:
+        """The first replica: where `lab run` serves and single-address checks go."""
+        return self.replicas[0]
 
 
 @contextmanager
@@ -123,9 +129,9 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
         with stages("seed"):
             manifest = app.seed(services, seed, demo=demo)
         with stages("serve"):
-            server = app.serve(services, port=port)
+            replicas = app.serve_replicas(services, port=port)
         try:
-            yield Prepared(services, server, manifest, "built" if built else "cached")
+            yield Prepared(services, replicas, manifest, "built" if built else "cached")
         finally:
             run.stop_all()  # the server first, while the databases are still up
 
@@ -231,6 +237,7 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
                         deadline += time.monotonic() - waited
                     with stages("checks"):
                         context = {"lab": lab.slug, "base_url": prepared.server.base_url,
+                                   "replicas": [replica.base_url for replica in prepared.replicas],
                                    "database": prepared.services.database, "redis_url": prepared.services.redis_url,
                                    "seed": seed, "seed_data": prepared.manifest,
                                    "request_seconds": lab.limits.request_seconds,

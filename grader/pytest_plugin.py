@@ -131,6 +131,7 @@ def lab(pytestconfig: pytest.Config) -> LabContext:
         lab=context["lab"], base_url=context["base_url"], database=context["database"],
         redis_url=context["redis_url"], seed=context["seed"], seed_data=context["seed_data"],
         request_seconds=context["request_seconds"], server=context.get("server", {}),
+        replicas=tuple(context.get("replicas") or [context["base_url"]]),
     )
 
 
@@ -138,6 +139,12 @@ def lab(pytestconfig: pytest.Config) -> LabContext:
 def client(lab: LabContext) -> Client:
     """An HTTP client for the learner's running service."""
     return Client(lab.base_url, timeout=lab.request_seconds)
+
+
+@pytest.fixture(scope="session")
+def replicas(lab: LabContext) -> list[Client]:
+    """An HTTP client for each replica of the service (one for most labs), in order."""
+    return [Client(url, timeout=lab.request_seconds) for url in lab.replicas]
 
 
 @pytest.fixture
@@ -155,7 +162,7 @@ def load(request: pytest.FixtureRequest, lab: LabContext, figures: dict[str, Any
         raise pytest.UsageError("the `load` fixture needs a [load] table in lab.toml")
     check_id = _check_id(request.node)
     reference = (context.get("reference") or {}).get(check_id)
-    return LoadCheck(check_id, context["load"], lab.base_url, Path(context["work_dir"]) / check_id, figures,
+    return LoadCheck(check_id, context["load"], lab.replicas, Path(context["work_dir"]) / check_id, figures,
                      reference, context.get("calibrating"),
                      progress=lambda line: _append(request.config, {"progress": line}))
 

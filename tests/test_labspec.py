@@ -61,7 +61,7 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ("solution_seconds = 15", "solution_seconds = 1.5", "bench.solution_seconds",
      "must be an integer >= 0, got 1.5"),
     ("[limits]", "colour = \"blue\"\n[limits]", "server.colour",
-     "is not a known key; expected one of cpus, memory_mb, threads, workers"),
+     "is not a known key; expected one of cpus, memory_mb, project_config, replicas, threads, workers"),
     ("[limits]", "[load]\nusers = 0\nseconds = 10\n\n[limits]", "load.users", "must be an integer >= 1, got 0"),
     ("[limits]", "[load]\nusers = 5\n\n[limits]", "load.seconds", "is missing"),
     ("[limits]", "[load]\nusers = 5\nseconds = 10\nmax_p50_ratio = 0.5\n\n[limits]", "load.max_p50_ratio",

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,7 +23,10 @@ PROFILE = LoadProfile(users=4, spawn_rate=4, seconds=3)
 
 
 class Handler(BaseHTTPRequestHandler):
+    served: list[int] = []  # the port of the server that answered each request
+
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        Handler.served.append(self.server.server_address[1])
         time.sleep(0.005)
         status = 200 if self.path == "/ok" else 500
         body = b"ok" if status == 200 else b"broken"
@@ -35,14 +39,22 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
+@contextmanager
+def http_server() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    with http_server() as url:
+        yield url
 
 
 @pytest.fixture
@@ -105,6 +117,22 @@ def test_a_service_that_answers_nothing_is_too_slow_not_an_error(silent_server: 
 def test_a_broken_locustfile_is_the_checks_own_error(server: str, tmp_path: Path):
     with pytest.raises(LoadError, match="module_that_does_not_exist"):
         run_load(FIXTURES / "load" / "broken_locustfile.py", server, PROFILE, tmp_path)
+
+
+def test_users_can_spread_their_requests_over_replicas(tmp_path: Path):
+    Handler.served.clear()
+    with http_server() as first, http_server() as second:
+        result = run_load(FIXTURES / "load" / "replicas_locustfile.py", (first, second), PROFILE, tmp_path)
+
+    ports = {int(url.rsplit(":", 1)[1]) for url in (first, second)}
+    assert result.total.failures == 0 and result.total.requests > 20
+    assert set(Handler.served) == ports, "both replicas answered"
+    assert min(Handler.served.count(port) for port in ports) > result.total.requests / 4
+
+
+def test_every_replica_must_be_on_loopback(server: str, tmp_path: Path):
+    with pytest.raises(ValueError, match="only ever sent to this machine's loopback"):
+        run_load(LOCUSTFILE, (server, "http://192.0.2.10:8000"), PROFILE, tmp_path)
 
 
 @pytest.mark.parametrize("url", ["http://192.0.2.10:8000", "http://example.com", "http://10.0.0.1"])

@@ -96,8 +96,8 @@ class DockerProvider:
         with ExitStack() as stack:
             network = Network(docker_network_kw={"labels": labels}).create()
             stack.callback(network.remove)
-            settings = [arg for key, value in TEST_SETTINGS.items() if key not in ("unix_socket_directories",
-                                                                                  "listen_addresses")
+            settings = [arg for key, value in {**TEST_SETTINGS, **lab.postgres.server_settings()}.items()
+                        if key not in ("unix_socket_directories", "listen_addresses")
                         for arg in ("-c", f"{key}={value}")]
             postgres = (PostgresContainer(template if cached else self.images.postgres, username="lab",
                                           password=password, dbname=DATABASE, driver=None)

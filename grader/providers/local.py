@@ -36,7 +36,7 @@ class LocalProvider:
     @contextmanager
     def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:
         template = self._template_cluster(lab, run, recipe)
-        postgres = PostgresServer(self.postgres, template, run)
+        postgres = PostgresServer(self.postgres, template, run, settings=lab.postgres.server_settings())
         redis_server = RedisServer(str(self.redis_server.path), run)
         with postgres, redis_server:
             yield Services(database=postgres.params(TEMPLATE_DB), redis_url=redis_server.get_connection_url(),

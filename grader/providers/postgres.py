@@ -131,8 +131,9 @@ class PostgresServer:
     """A PostgreSQL server on a copy of `cluster`, as a context manager; `cluster` is left untouched."""
 
     def __init__(self, binaries: PostgresBinaries, cluster: Path, run: RunDirectory, name: str = "postgres",
-                 startup_seconds: float = 20.0):
+                 startup_seconds: float = 20.0, settings: dict[str, str] | None = None):
         self.binaries, self.cluster, self.run, self.name = binaries, cluster, run, name
+        self.settings = {**TEST_SETTINGS, **(settings or {})}
         self.startup_seconds = startup_seconds
         self.datadir = run.path / f"{name}-data"
         self.log = run.path / f"{name}.log"
@@ -154,7 +155,7 @@ class PostgresServer:
         copy_cluster(self.cluster, self.datadir)
         for _attempt in range(3):  # another process may take the free port before the server binds it
             self.port = free_port()
-            settings = {**TEST_SETTINGS, "port": str(self.port)}
+            settings = {**self.settings, "port": str(self.port)}
             command = [self.binaries.tool("postgres"), "-D", str(self.datadir)]
             for key, value in settings.items():
                 command += ["-c", f"{key}={value}"]
