@@ -250,7 +250,10 @@ class LearnerApp:
         """The grader's gunicorn.conf.py: the lab's workers and threads, or, where the lab lets the project
         tune them, those its own gunicorn.conf.py sets (nothing else of that file counts)."""
         server = self.lab.server
-        lines = ["# Written by the grader for this run.", f"workers = {server.workers}", f"threads = {server.threads}"]
+        lines = ["# Written by the grader for this run.", f"workers = {server.workers}", f"threads = {server.threads}",
+                 # Idle kept-alive connections stay open longer than a check pauses, so that a client never
+                 # sends on a connection the server is closing (a request lost to the race, not to the app).
+                 "keepalive = 75"]
         if server.project_config and (snapshot / SERVER_CONFIG).is_file():
             lines += [PROJECT_SERVER_CONFIG.format(path=str(snapshot / SERVER_CONFIG), **asdict(SERVER_BOUNDS))]
         path = overlay / f"server-{snapshot.name}.conf.py"

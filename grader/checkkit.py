@@ -72,6 +72,9 @@ class LabContext:
     request_seconds: float
     server: dict[str, int] = field(default_factory=dict)
     replicas: tuple[str, ...] = ()  # every replica's base URL; base_url is the first
+    replica_processes: tuple[dict[str, Any], ...] = ()  # where each replica runs: {"pid": n} or {"container": id}
+    load: dict[str, Any] | None = None  # the lab's [load] profile, as the load fixture gets it
+    work_dir: Path | None = None  # a folder of the run for the checks' own files
 
 
 class LoadCheck:
@@ -187,6 +190,10 @@ class Client:
             body = None
         return Reply(call.method, call.path, response.status, body, raw, elapsed=time.perf_counter() - started)
 
+    def session(self) -> Session:
+        """Requests over one kept-alive connection (close it when done)."""
+        return Session(self)
+
     def request(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None) -> Reply:
         connection = self._connection()
         try:
@@ -229,11 +236,76 @@ class Client:
                 for reply, call in zip(replies, calls, strict=True)]
 
 
+class Session:
+    """Requests over one kept-alive connection: as a browser does, to one replica, one worker."""
+
+    def __init__(self, client: "Client"):
+        self.client = client
+        self.connection = client._connection()
+
+    def request(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None) -> Reply:
+        reply = self.client._send(self.connection, Call(method, path, json, headers or {}))
+        if reply.error:  # the server closed the idle connection: one new one, then the same request again
+            self.connection.close()
+            self.connection = self.client._connection()
+            reply = self.client._send(self.connection, Call(method, path, json, headers or {}))
+        return reply
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Reply:
+        return self.request("POST", path, json=json, **kwargs)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class Sampler:
+    """Calls `measure` every `every` seconds in a thread while a block runs; keeps the samples."""
+
+    def __init__(self, measure: Callable[[], float], every: float = 0.05):
+        self.measure, self.every = measure, every
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append(float(self.measure()))
+            except Exception:  # noqa: BLE001 - a sample that could not be read is left out
+                pass
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def peak(self) -> float | None:
+        return max(self.samples) if self.samples else None
+
+
+GRADER_BACKENDS: set[int] = set()  # PostgreSQL backends of this process's own connections, not the app's
+
+
 class Database:
     """Read-mostly SQL access to the lab's database, for evidence."""
 
     def __init__(self, params: dict[str, Any]):
         self.connection = psycopg.connect(**params, autocommit=True, row_factory=dict_row)
+        GRADER_BACKENDS.add(self.connection.info.backend_pid)
+
+    def app_connections(self) -> int:
+        """Client connections open to this database now, the grader's own left out."""
+        return int(self.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND NOT (pid = ANY(%s))", (sorted(GRADER_BACKENDS),)))
 
     def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         with self.connection.cursor() as cursor:
@@ -291,6 +363,7 @@ class Database:
         return {row["name"]: {"rows": max(int(row["rows"]), 0), "size": row["size"]} for row in rows}
 
     def close(self) -> None:
+        GRADER_BACKENDS.discard(self.connection.info.backend_pid)
         self.connection.close()
 
 
@@ -479,6 +552,45 @@ class Expect:
                           f"(expected {allowed_text}; round {round_number})",
                           evidence={"round": round_number, "replies": status_counts(replies),
                                     "samples": [cls.sample(call, reply) for call, reply in odd[:3]]}, help=help)
+
+
+def replica_memory_mb(where: dict[str, Any]) -> float:
+    """The memory a replica uses now, in MB: the RSS of its processes (a local server and every descendant),
+    or its container's usage less the page cache it could give back."""
+    if "container" in where:
+        import docker
+
+        stats = docker.from_env().containers.get(where["container"]).stats(stream=False, one_shot=True)
+        memory = stats.get("memory_stats", {})
+        extra = memory.get("stats", {})
+        cache = extra.get("total_inactive_file", extra.get("inactive_file", 0))
+        return (memory.get("usage", 0) - cache) / 2**20
+    return sum(_rss_kb(pid) for pid in _process_tree(int(where["pid"]))) / 1024
+
+
+def _process_tree(root: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0
+    return int(line.split()[1])
 
 
 def server_errors(replies: list[Reply]) -> list[str]:

@@ -161,6 +161,9 @@ def run_service(obj: Context, provider: str | None, port: int | None) -> None:
                                   port=port) as prepared:
                 database = prepared.services.database
                 obj.console.print(f"\n[bold]Serving {lab.slug} at {prepared.server.base_url}[/bold]  (Ctrl-C stops it)")
+                if len(prepared.replicas) > 1:
+                    obj.console.print("  replicas: " + ", ".join(replica.base_url for replica in prepared.replicas)
+                                      + "  (the log below is the first one's)")
                 for line in prepared.manifest if isinstance(prepared.manifest, list) else []:
                     obj.console.print(f"  {escape(line)}")
                 obj.console.print(f"  database: psql -h {database['host']} -p {database['port']} -U {database['user']} "

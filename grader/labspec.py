@@ -97,6 +97,7 @@ class BenchTargets:
 
     solution_seconds: int | None = None  # median of warm `lab check` runs on the reference solution
     load_speedup: float | None = None  # the reference's RPS and p50 against the starter's, under the same load
+    starter_failure_rate: float | None = None  # % of the starter's requests under load that must fail (0 for the reference)
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ def load_lab(path: Path) -> LabSpec:
     dataset = _read_data(top) if "data" in data else None
     postgres = top.subtable("postgres")
     postgres.known_keys({"max_connections"})
-    bench.known_keys({"solution_seconds", "load_speedup"})
+    bench.known_keys({"solution_seconds", "load_speedup", "starter_failure_rate"})
     return LabSpec(
         path=path,
         slug=slug,
@@ -292,7 +293,8 @@ def load_lab(path: Path) -> LabSpec:
             request_seconds=limits.integer("request_seconds", Limits.request_seconds, minimum=1),
         ),
         bench=BenchTargets(solution_seconds=bench.integer("solution_seconds", 0) or None,
-                           load_speedup=bench.number("load_speedup", 0.0, minimum=0.0) or None),
+                           load_speedup=bench.number("load_speedup", 0.0, minimum=0.0) or None,
+                           starter_failure_rate=bench.number("starter_failure_rate", 0.0, minimum=0.0) or None),
         load=load,
         data=dataset,
         postgres=PostgresSettings(max_connections=postgres.integer("max_connections", 0, minimum=0) or None),

@@ -238,6 +238,7 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
                     with stages("checks"):
                         context = {"lab": lab.slug, "base_url": prepared.server.base_url,
                                    "replicas": [replica.base_url for replica in prepared.replicas],
+                                   "replica_processes": [replica.process.where() for replica in prepared.replicas],
                                    "database": prepared.services.database, "redis_url": prepared.services.redis_url,
                                    "seed": seed, "seed_data": prepared.manifest,
                                    "request_seconds": lab.limits.request_seconds,

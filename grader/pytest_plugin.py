@@ -132,6 +132,8 @@ def lab(pytestconfig: pytest.Config) -> LabContext:
         redis_url=context["redis_url"], seed=context["seed"], seed_data=context["seed_data"],
         request_seconds=context["request_seconds"], server=context.get("server", {}),
         replicas=tuple(context.get("replicas") or [context["base_url"]]),
+        replica_processes=tuple(context.get("replica_processes") or ()), load=context.get("load"),
+        work_dir=Path(context["work_dir"]) if context.get("work_dir") else None,
     )
 
 

@@ -37,6 +37,7 @@ class Handle(Protocol):
     def wait(self, timeout: float) -> int: ...  # raises subprocess.TimeoutExpired
     def stop(self, grace: float = 3.0) -> None: ...
     def trouble(self) -> str: ...  # what the place it runs in saw go wrong ("ran out of memory: ..."), or ""
+    def where(self) -> dict: ...  # how a check finds it: {"pid": n} or {"container": id}
 
 
 class Runtime(Protocol):
@@ -66,6 +67,9 @@ class LocalHandle:
 
     def trouble(self) -> str:
         return ""
+
+    def where(self) -> dict:
+        return {"pid": self.process.pid}
 
 
 class LocalRuntime:

@@ -99,6 +99,12 @@ def bench_lab(lab: LabSpec, work: Path, providers: list[str], runs: int) -> dict
         print(f"  target: under the same load, the reference's requests/s and p50 at least {speedup:g} times the "
               f"starter's (local, medians): {'met' if met else 'MISSED'} ({text})")
         missed += [] if met else [f"load speed-up {text}"]
+    rate = lab.bench.starter_failure_rate
+    if rate is not None and "local" in providers:
+        met, text = failure_rates(summary["providers"]["local"], rate)
+        print(f"  target: under the same load, at least {rate:g}% of the starter's requests fail and none of the "
+              f"reference's (local, medians): {'met' if met else 'MISSED'} ({text})")
+        missed += [] if met else [f"failure rates {text}"]
     target = lab.bench.solution_seconds
     if target is not None and "local" in providers:
         median = summary["providers"]["local"]["solution"]["wall"]["median"]
@@ -189,14 +195,23 @@ def print_provider(lab: LabSpec, provider: str, summary: dict) -> None:
         print(f"  {service}: {description}")
 
 
+def median_figure(summary: dict, side: str, figure: str) -> float | None:
+    """The median of a figure the checks measured (named by its end, e.g. "requests/s"), or None."""
+    found = [value for name, value in summary[side]["figures"].items() if name.endswith(f": {figure}")]
+    return found[0]["median"] if found else None
+
+
+def failure_rates(summary: dict, wanted: float) -> tuple[bool, str]:
+    starter, solution = (median_figure(summary, side, "failure rate, %") for side in ("starter", "solution"))
+    if starter is None or solution is None:
+        return False, "no failure rate was measured"
+    return starter >= wanted and solution == 0, f"starter {starter:g}%, reference {solution:g}%"
+
+
 def load_speedup(summary: dict, wanted: float) -> tuple[bool, str]:
     """The reference against the starter under the lab's load: requests/s and p50 ratios of the medians."""
-    def median(side: str, figure: str) -> float | None:
-        found = [v for name, v in summary[side]["figures"].items() if name.endswith(f": {figure}")]
-        return found[0]["median"] if found else None
-
-    starter_rps, solution_rps = median("starter", "requests/s"), median("solution", "requests/s")
-    starter_p50, solution_p50 = median("starter", "p50 ms"), median("solution", "p50 ms")
+    starter_rps, solution_rps = (median_figure(summary, side, "requests/s") for side in ("starter", "solution"))
+    starter_p50, solution_p50 = (median_figure(summary, side, "p50 ms") for side in ("starter", "solution"))
     if not solution_rps or not solution_p50:
         return False, "the solution has no load figures"
     if not starter_rps or not starter_p50:

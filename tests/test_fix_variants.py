@@ -66,7 +66,7 @@ def test_variants_are_described_and_expect_real_checks(slug: str, group: str):
             assert "fail" in expect.values() and set(expect.values()) <= {"fail", "skip"}, f"{name}: {expect}"
 
 
-@pytest.mark.parametrize(("slug", "variant"), variants("passing"), ids="/".join)
+@pytest.mark.parametrize(("slug", "variant"), variants("passing"), ids=[f"{s}/{v}" for s, v in variants("passing")])
 def test_a_correct_fix_passes_every_check(slug: str, variant: str, run_lab, start_lab, no_leftovers):
     workspace = start_lab(slug)
     overlay(FIXTURES / slug / "passing" / variant, workspace)
@@ -77,7 +77,7 @@ def test_a_correct_fix_passes_every_check(slug: str, variant: str, run_lab, star
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize(("slug", "variant"), variants("failing"), ids="/".join)
+@pytest.mark.parametrize(("slug", "variant"), variants("failing"), ids=[f"{s}/{v}" for s, v in variants("failing")])
 def test_a_wrong_fix_fails_exactly_the_checks_it_breaks(slug: str, variant: str, run_lab, start_lab, no_leftovers):
     workspace = start_lab(slug)
     expect = overlay(FIXTURES / slug / "failing" / variant, workspace)["expect"]

@@ -18,7 +18,7 @@ from grader.load import LoadError, LoadProfile, run_load
 from conftest import FIXTURES
 
 pytestmark = pytest.mark.slow
-LOCUSTFILE = FIXTURES / "load" / "locustfile.py"
+LOCUSTFILE = FIXTURES / "locust" / "locustfile.py"
 PROFILE = LoadProfile(users=4, spawn_rate=4, seconds=3)
 
 
@@ -116,13 +116,13 @@ def test_a_service_that_answers_nothing_is_too_slow_not_an_error(silent_server: 
 
 def test_a_broken_locustfile_is_the_checks_own_error(server: str, tmp_path: Path):
     with pytest.raises(LoadError, match="module_that_does_not_exist"):
-        run_load(FIXTURES / "load" / "broken_locustfile.py", server, PROFILE, tmp_path)
+        run_load(FIXTURES / "locust" / "broken_locustfile.py", server, PROFILE, tmp_path)
 
 
 def test_users_can_spread_their_requests_over_replicas(tmp_path: Path):
     Handler.served.clear()
     with http_server() as first, http_server() as second:
-        result = run_load(FIXTURES / "load" / "replicas_locustfile.py", (first, second), PROFILE, tmp_path)
+        result = run_load(FIXTURES / "locust" / "replicas_locustfile.py", (first, second), PROFILE, tmp_path)
 
     ports = {int(url.rsplit(":", 1)[1]) for url in (first, second)}
     assert result.total.failures == 0 and result.total.requests > 20

@@ -126,6 +126,9 @@ class ContainerHandle:
                 raise
         self._follower.join(timeout=5)
 
+    def where(self) -> dict:
+        return {"container": self.container.id}
+
     def trouble(self) -> str:
         """Out of memory: the container was killed for it, or the kernel killed a process inside it."""
         if self._oom or self._oom_events():

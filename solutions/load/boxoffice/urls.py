@@ -1,0 +1,6 @@
+"""The box office's URLs: everything lives under /api/."""
+from django.urls import include, path
+
+urlpatterns = [
+    path("api/", include("tickets.urls")),
+]
