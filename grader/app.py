@@ -68,8 +68,9 @@ class RunningServer:
 class LearnerApp:
     """One snapshot of a learner's project, prepared and served against one run's services."""
 
-    def __init__(self, lab: LabSpec, snapshot: Path, run: RunDirectory):
+    def __init__(self, lab: LabSpec, snapshot: Path, run: RunDirectory, grading: bool = True):
         self.lab, self.snapshot, self.run = lab, snapshot, run
+        self.overrides = lab.app_overrides if grading else ()  # `lab run` serves the learner's own settings
         self.token = secrets.token_hex(16)
 
     # -- the template database -------------------------------------------------------------
@@ -241,7 +242,8 @@ class LearnerApp:
         templates = Environment(loader=FileSystemLoader(resources().templates / "overlay"),
                                 undefined=StrictUndefined, keep_trailing_newline=True)
         values = {"settings_module": self.lab.settings_module, "database": database,
-                  "redis_url": redis_url, "token": self.token}
+                  "redis_url": redis_url, "token": self.token,
+                  "overrides": [(name, repr(value)) for name, value in self.overrides]}
         for template in ("__init__.py", "settings.py", "urls.py", "wsgi.py"):
             (package / template).write_text(templates.get_template(f"{template}.j2").render(values))
         return root

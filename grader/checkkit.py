@@ -74,6 +74,7 @@ class LabContext:
     replicas: tuple[str, ...] = ()  # every replica's base URL; base_url is the first
     replica_processes: tuple[dict[str, Any], ...] = ()  # where each replica runs: {"pid": n} or {"container": id}
     load: dict[str, Any] | None = None  # the lab's [load] profile, as the load fixture gets it
+    app_settings: dict[str, Any] = field(default_factory=dict)  # lab.toml's [app.overrides], as the app has them
     work_dir: Path | None = None  # a folder of the run for the checks' own files
 
 
@@ -135,6 +136,7 @@ class Reply:
     text: str = ""
     error: str | None = None
     elapsed: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)  # the answer's headers, by lowercase name
 
     @property
     def is_5xx(self) -> bool:
@@ -188,7 +190,9 @@ class Client:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        return Reply(call.method, call.path, response.status, body, raw, elapsed=time.perf_counter() - started)
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return Reply(call.method, call.path, response.status, body, raw, elapsed=time.perf_counter() - started,
+                     headers=headers)
 
     def session(self) -> Session:
         """Requests over one kept-alive connection (close it when done)."""
@@ -591,6 +595,28 @@ def _rss_kb(pid: int) -> int:
     except (OSError, StopIteration):
         return 0
     return int(line.split()[1])
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The header that carries a bearer token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def json_items(value: Any, path: str = "$"):
+    """Every (path, key, value) of a JSON document, depth first: where a leaked field sits, for evidence."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield path, key, item
+            yield from json_items(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from json_items(item, f"{path}[{index}]")
+
+
+def attempt_line(reply: Reply, who: str, sent: Any = None) -> str:
+    """An attempted exploit in one line, for evidence: request, body, as whom, and the status it got."""
+    body = f" {json.dumps(sent)}" if sent is not None else ""
+    return f"{reply.method} {reply.path}{body} as {who} -> {reply.status if reply.error is None else reply.error}"
 
 
 def server_errors(replies: list[Reply]) -> list[str]:

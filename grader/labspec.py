@@ -20,6 +20,9 @@ DIFFICULTIES = ("beginner", "intermediate", "advanced")
 SERVICES = ("postgres", "redis")
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 CHECK_ID_RE = SLUG_RE
+SETTING_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+OVERLAY_SETTINGS = frozenset({"DATABASES", "CACHES", "ROOT_URLCONF", "ALLOWED_HOSTS", "REDIS_URL"})
+"""Settings the grader's overlay sets itself: a lab cannot override them."""
 
 
 class LabSpecError(LabError):
@@ -121,6 +124,7 @@ class LabSpec:
     load: LoadSpec | None = None
     data: DataSpec | None = None
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
+    app_overrides: tuple[tuple[str, Any], ...] = ()  # Django settings set after the learner's, while graded
 
     @property
     def directory(self) -> Path:
@@ -254,7 +258,7 @@ def load_lab(path: Path) -> LabSpec:
             raise top.error("starter_fails", f"names {check_id!r}, which is not a check id of this lab")
 
     app = top.subtable("app")
-    app.known_keys({"settings"})
+    app.known_keys({"settings", "overrides"})
     server = top.subtable("server")
     server.known_keys({"replicas", "workers", "threads", "project_config", "cpus", "memory_mb"})
     limits = top.subtable("limits")
@@ -298,7 +302,23 @@ def load_lab(path: Path) -> LabSpec:
         load=load,
         data=dataset,
         postgres=PostgresSettings(max_connections=postgres.integer("max_connections", 0, minimum=0) or None),
+        app_overrides=_read_overrides(app.subtable("overrides")),
     )
+
+
+def _read_overrides(table: _Reader) -> tuple[tuple[str, Any], ...]:
+    """[app.overrides]: Django settings by name, each a string, number, boolean or a list of them."""
+    scalar = (str, int, float, bool)
+    overrides = []
+    for name, value in table.table.items():
+        if not SETTING_RE.match(name):
+            raise table.error(name, "must be a Django setting's name in capitals (like TOKEN_TTL_SECONDS)")
+        if name in OVERLAY_SETTINGS or name.startswith("LAB_"):
+            raise table.error(name, "is set by the grader for every run and cannot be overridden")
+        if not (isinstance(value, scalar) or isinstance(value, list) and all(isinstance(item, scalar) for item in value)):
+            raise table.error(name, f"must be a string, number, boolean or a list of them, got {value!r}")
+        overrides.append((name, value))
+    return tuple(overrides)
 
 
 def _read_data(top: _Reader) -> DataSpec:

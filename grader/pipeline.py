@@ -115,7 +115,7 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
     with stages("snapshot"):
         snapshot = run.path / "app"
         copy_code(source, snapshot)
-    app = LearnerApp(lab, snapshot, run)
+    app = LearnerApp(lab, snapshot, run, grading=not demo)
     built: list[bool] = []
 
     def migrate(database: dict[str, Any], grader_database: dict[str, Any], runtime: Runtime) -> None:
@@ -244,6 +244,7 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
                                    "request_seconds": lab.limits.request_seconds,
                                    "server": {"workers": lab.server.workers, "threads": lab.server.threads},
                                    "load": _load_context(lab), "calibrating": calibrating,
+                                   "app_settings": dict(lab.app_overrides),
                                    "reference": calibrated.reference if calibrated else None}
                         records, missing = run_checks(lab, run, context, deadline, reporter.record, reporter.progress)
                     reporter.stage("teardown")

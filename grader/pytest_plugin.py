@@ -134,6 +134,7 @@ def lab(pytestconfig: pytest.Config) -> LabContext:
         replicas=tuple(context.get("replicas") or [context["base_url"]]),
         replica_processes=tuple(context.get("replica_processes") or ()), load=context.get("load"),
         work_dir=Path(context["work_dir"]) if context.get("work_dir") else None,
+        app_settings=dict(context.get("app_settings") or {}),
     )
 
 

@@ -71,6 +71,12 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ("[limits]", "[data]\nmodule = \"dataset.py\"\n\n[limits]", "data.after_migration", "is missing"),
     ("solution_seconds = 15", "solution_seconds = 15\nload_speedup = -2", "bench.load_speedup",
      "must be a number >= 0.0, got -2"),
+    ('settings = "shop.settings"', 'settings = "shop.settings"\n[app.overrides]\ntoken_ttl = 3', "app.overrides.token_ttl",
+     "must be a Django setting's name in capitals (like TOKEN_TTL_SECONDS)"),
+    ('settings = "shop.settings"', 'settings = "shop.settings"\n[app.overrides]\nDATABASES = "x"',
+     "app.overrides.DATABASES", "is set by the grader for every run and cannot be overridden"),
+    ('settings = "shop.settings"', 'settings = "shop.settings"\n[app.overrides]\nX = {a = 1}', "app.overrides.X",
+     "must be a string, number, boolean or a list of them, got {'a': 1}"),
 ])
 def test_broken_field_names_file_and_key(tmp_path: Path, old: str, new: str, key: str, problem: str):
     path = _broken(tmp_path, old, new)
@@ -111,3 +117,24 @@ def test_slow_queries_declares_its_data_and_its_load():
     assert lab.load is not None and (resources().checks_dir("slow-queries") / lab.load.locustfile).is_file()
     assert lab.bench.load_speedup == 10 and lab.bench.solution_seconds == 30
     assert load_lab(RACE).data is None
+
+
+def test_app_overrides_are_set_after_the_learner_s_settings_while_graded_only(tmp_path: Path):
+    from grader.app import LearnerApp
+    from grader.processes import RunDirectory
+
+    lab = load_lab(resources().lab_dir("insecure-endpoints") / "lab.toml")
+    assert dict(lab.app_overrides)["TOKEN_TTL_SECONDS"] == 3
+    run = RunDirectory.create()
+    try:
+        database = {"dbname": "d", "user": "u", "password": "p", "host": "127.0.0.1", "port": 5432}
+        graded = LearnerApp(lab, tmp_path, run).render_overlay("graded", database, "redis://127.0.0.1:1/0")
+        served = LearnerApp(lab, tmp_path, run, grading=False).render_overlay("served", database, "redis://x")
+        graded_text = (graded / "_lab_overlay" / "settings.py").read_text()
+        assert "TOKEN_TTL_SECONDS = 3\n" in graded_text
+        assert "PASSWORD_HASHERS = ['django.contrib.auth.hashers.MD5PasswordHasher']\n" in graded_text
+        assert graded_text.index("TOKEN_TTL_SECONDS") > graded_text.index("import *"), "after the learner's"
+        assert "TOKEN_TTL_SECONDS" not in (served / "_lab_overlay" / "settings.py").read_text(), \
+            "`lab run` serves the learner's own settings"
+    finally:
+        run.remove()

@@ -173,6 +173,7 @@ class ContainerRuntime:
             working_dir=str(cwd), environment=env, network=self.network, labels=run_labels(self.run),
             nano_cpus=int(self.cpus * 1e9), mem_limit=f"{self.memory_mb}m", memswap_limit=f"{self.memory_mb}m",
             pids_limit=self.pids, user="65534:65534", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+            sysctls={"net.ipv6.conf.lo.disable_ipv6": "0"},  # loopback has ::1, as on the learner's machine
             ports={f"{APP_PORT}/tcp": ("127.0.0.1", listener.port)} if listener else {},
         )
         try:

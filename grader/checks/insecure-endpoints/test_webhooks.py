@@ -1,0 +1,72 @@
+"""Webhooks (API7:2023 Server Side Request Forgery): the service calls users' URLs, never its own machine."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from grader.canary import Canary
+from grader.checkkit import Failure, attempt_line, check, condensed
+
+PUBLIC_URL = "https://93.184.215.14/hooks/invoicely"  # registered, never called: no traffic leaves the machine
+SSRF_HELP = ("Before calling a webhook, resolve its host and refuse the URL unless every address is a public one "
+             "(ipaddress: is_global), then connect to the address you checked and do not follow redirects. "
+             "Comparing the URL's text with '127.0.0.1' misses localhost, 127.1, [::1] and redirects.")
+
+
+@check("webhooks-register")
+def test_webhooks_register(client, accounts, expect, contract):
+    """A user registers a webhook on a public URL and sees it listed; a URL that is not http(s) is 400"""
+    user = accounts["webhooks"]
+    auth = accounts.headers(user)
+    created = client.post("/api/webhooks/", {"url": PUBLIC_URL}, headers=auth)
+    expect.status(created, 201, "registering a public https URL", sent={"url": PUBLIC_URL}, help=contract)
+    body = expect.fields(created, ("id", "url"), help=contract)
+    listed = client.get("/api/webhooks/", headers=auth)
+    expect.status(listed, 200, "listing webhooks", help=contract)
+    if not isinstance(listed.body, list) or body["id"] not in [item.get("id") for item in listed.body
+                                                                 if isinstance(item, dict)]:
+        raise Failure("GET /api/webhooks/ does not list the webhook just registered",
+                      evidence={"reply": condensed(listed.text, 300)}, help=contract)
+    for url in ("ftp://files.example.org/hook", "not a url"):
+        expect.status(client.post("/api/webhooks/", {"url": url}, headers=auth), 400, "for a URL that is not http(s)",
+                      sent={"url": url}, help=contract)
+
+
+@check("webhooks-no-ssrf")
+def test_webhooks_no_ssrf(lab, client, accounts, expect, contract):
+    """No webhook makes the service call its own machine: 127.0.0.1, localhost, 127.1, [::1], 0.0.0.0 or a redirect"""
+    user = accounts["webhooks"]
+    auth = accounts.headers(user)
+    where = lab.replica_processes[0] if lab.replica_processes else None
+    with Canary(where, lab.work_dir / "canary") as canary:
+        forms = ["127.0.0.1", "localhost", "127.1", "0.0.0.0"] + (["[::1]"] if canary.ipv6 else [])
+        targets = {form: canary.url(form, f"canary-{index}") for index, form in enumerate(forms)}
+        inner = canary.url("127.0.0.1", f"canary-{len(forms)}")
+        targets["a redirect to 127.0.0.1"] = f"{canary.url('localhost', 'hop')}?to={quote(inner, safe='')}"
+        attempts = []
+        for form, url in targets.items():
+            registered = client.post("/api/webhooks/", {"url": url}, headers=auth)
+            attempt = {"form": form, "url": url, "register": registered.status}
+            if registered.status == 201 and isinstance(registered.body, dict):
+                ping = client.post(f"/api/webhooks/{registered.body.get('id')}/ping/", headers=auth)
+                attempt.update(ping=ping.status, exploit=attempt_line(ping, user.username),
+                               answered=condensed(ping.text, 160), leaked=canary.secret in ping.text)
+            attempts.append(attempt)
+        hits = canary.hits()
+    reached = {int(hit["path"].split("/")[1].removeprefix("canary-")) for hit in hits
+               if hit["path"].startswith("/canary-")}
+    through = [form for index, form in enumerate(targets) if index in reached]
+    if hits:
+        raise Failure(f"webhooks made the service call its own machine: {', '.join(through) or 'loopback'} reached a "
+                      "listener on the service's loopback (API7:2023 Server Side Request Forgery)",
+                      evidence={"attempts": attempts, "the_listener_saw": hits[:10],
+                                "leaked_to_the_caller": [a["form"] for a in attempts if a.get("leaked")],
+                                "ipv6_loopback": canary.ipv6},
+                      help=SSRF_HELP)
+    broken = [attempt for attempt in attempts if (attempt["register"] or 500) >= 500 or (attempt.get("ping") or 0) >= 500]
+    if broken:
+        raise Failure(f"a refused webhook answered with a server error ({broken[0]['form']}); the brief says 400",
+                      evidence={"attempts": attempts}, help=contract)
+    created = client.post("/api/webhooks/", {"url": PUBLIC_URL}, headers=auth)
+    expect.status(created, 201, "registering a public URL after the attempts", sent={"url": PUBLIC_URL},
+                  help="Public URLs must still be accepted.")
