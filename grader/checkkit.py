@@ -558,9 +558,13 @@ class Expect:
                                     "samples": [cls.sample(call, reply) for call, reply in odd[:3]]}, help=help)
 
 
-def replica_memory_mb(where: dict[str, Any]) -> float:
+def replica_memory_mb(where: dict[str, Any], peak: bool = False) -> float:
     """The memory a replica uses now, in MB: the RSS of its processes (a local server and every descendant),
-    or its container's usage less the page cache it could give back."""
+    or its container's usage less the page cache it could give back.
+
+    With `peak`, a container's highest usage since it started where the engine keeps one (cgroup v1's
+    max_usage): the engine refreshes its figures about once a second, so a sampler alone can miss a peak
+    that lasts less. Local processes are read directly, often enough to see it."""
     if "container" in where:
         import docker
 
@@ -568,7 +572,8 @@ def replica_memory_mb(where: dict[str, Any]) -> float:
         memory = stats.get("memory_stats", {})
         extra = memory.get("stats", {})
         cache = extra.get("total_inactive_file", extra.get("inactive_file", 0))
-        return (memory.get("usage", 0) - cache) / 2**20
+        used = max(memory.get("usage", 0), memory.get("max_usage", 0)) if peak else memory.get("usage", 0)
+        return (used - cache) / 2**20
     return sum(_rss_kb(pid) for pid in _process_tree(int(where["pid"]))) / 1024
 
 

@@ -124,14 +124,14 @@ def test_app_overrides_are_set_after_the_learner_s_settings_while_graded_only(tm
     from grader.processes import RunDirectory
 
     lab = load_lab(resources().lab_dir("insecure-endpoints") / "lab.toml")
-    assert dict(lab.app_overrides)["TOKEN_TTL_SECONDS"] == 3
+    assert dict(lab.app_overrides)["TOKEN_TTL_SECONDS"] == 4
     run = RunDirectory.create()
     try:
         database = {"dbname": "d", "user": "u", "password": "p", "host": "127.0.0.1", "port": 5432}
         graded = LearnerApp(lab, tmp_path, run).render_overlay("graded", database, "redis://127.0.0.1:1/0")
         served = LearnerApp(lab, tmp_path, run, grading=False).render_overlay("served", database, "redis://x")
         graded_text = (graded / "_lab_overlay" / "settings.py").read_text()
-        assert "TOKEN_TTL_SECONDS = 3\n" in graded_text
+        assert "TOKEN_TTL_SECONDS = 4\n" in graded_text
         assert "PASSWORD_HASHERS = ['django.contrib.auth.hashers.MD5PasswordHasher']\n" in graded_text
         assert graded_text.index("TOKEN_TTL_SECONDS") > graded_text.index("import *"), "after the learner's"
         assert "TOKEN_TTL_SECONDS" not in (served / "_lab_overlay" / "settings.py").read_text(), \

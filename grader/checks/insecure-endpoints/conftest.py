@@ -63,7 +63,7 @@ class Records:
         self.db = db
 
     def user(self, user_id: int) -> dict[str, Any] | None:
-        rows = self.db.query("SELECT id, username, email, display_name, is_staff, is_superuser, password "
+        rows = self.db.query("SELECT id, username, email, display_name, is_staff, is_superuser, is_active, password "
                              "FROM billing_user WHERE id = %s", (user_id,))
         return rows[0] if rows else None
 

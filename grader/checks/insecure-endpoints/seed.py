@@ -59,11 +59,11 @@ def seed(rng: random.Random) -> dict[str, Any]:
 
     manifest: dict[str, Any] = {}
     roles = ["invoices_own", "isolation_owner", "isolation_intruder", "login_works", "throttle_victim",
-             "throttle_bystander", "tokens_expire", "tokens_unguessable", "profile", "sensitive",
+             "throttle_bystander", "throttle_burst", "tokens_expire", "tokens_unguessable", "profile", "sensitive",
              "mass_assignment", "mass_assignment_other", "pages", "admin_regular", "webhooks", "cors",
              "search", "search_other", "injection", "injection_other"]
     rng.shuffle(roles)
-    users = {role: user(role.split("_")[0][:6]) for role in roles}
+    users = {role: user(role.replace("_", "")[:10]) for role in roles}
     users["staff"] = user("staff", staff=True)
     manifest["users"] = users
 

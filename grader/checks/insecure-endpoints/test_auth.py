@@ -6,10 +6,11 @@ import base64
 import hashlib
 import time
 
-from grader.checkkit import Failure, bearer, check, condensed
+from grader.checkkit import Call, Failure, bearer, check, condensed, status_counts
 
 MAX_FAILURES = 5  # the brief: after 5 failed logins for a username, 429 for 15 minutes
 GUESSES = 10
+BURST = 12  # sent at once: more than the 5 allowed, fewer than one replica's 8 threads can take with the accept queue
 LOGIN = "/api/auth/login/"
 
 
@@ -24,7 +25,8 @@ def test_login_works(client, accounts, expect, contract):
     reply = client.post(LOGIN, user.credentials())
     expect.status(reply, 200, "with the right password after two mistakes", help=contract)
     body = expect.fields(reply, ("token", "expires_in"), help=contract)
-    if not isinstance(body["expires_in"], int) or body["expires_in"] <= 0:
+    if isinstance(body["expires_in"], bool) or not isinstance(body["expires_in"], int | float) or \
+            body["expires_in"] <= 0:
         raise Failure(f"expires_in is {body['expires_in']!r}, not a number of seconds", help=contract)
     me = client.get("/api/me/", headers=bearer(body["token"]))
     expect.status(me, 200, "with the new token", help=contract)
@@ -36,63 +38,97 @@ def test_login_works(client, accounts, expect, contract):
                   help=contract)
 
 
+def _guesses(client, account, count: int, replica: int, label: str) -> list[dict]:
+    return [{"guess": f"{label} {n + 1}", "replica": replica + 1,
+             "status": client.post(LOGIN, account.credentials(f"guess-{label}-{n:04d}")).status}
+            for n in range(count)]
+
+
 @check("login-throttled")
 def test_login_throttled(replicas, accounts, expect, contract):
-    """Password guessing is stopped after 5 failures for an account, on every replica, and others still sign in"""
-    victim, bystander = accounts["throttle_victim"], accounts["throttle_bystander"]
+    """Password guessing stops after 5 failures for an account, on every replica and all at once; others sign in"""
+    victim, burst_victim, bystander = accounts["throttle_victim"], accounts["throttle_burst"], accounts["throttle_bystander"]
+    help_text = ("Count failed logins per username where every worker and every replica sees the same count (Redis "
+                 "through Django's cache, or a table), not in a process's memory, and count an attempt before you "
+                 "check its password (an atomic increment), so that guesses sent together are counted too.")
     attempts = []
-    for guess in range(GUESSES):
+    for guess in range(GUESSES):  # one at a time, alternating over the replicas
         replica = guess % len(replicas)
         reply = replicas[replica].post(LOGIN, victim.credentials(f"guess-{guess:04d}"))
         attempts.append({"guess": guess + 1, "replica": replica + 1, "status": reply.status})
-    wrong_answered = sum(1 for attempt in attempts if attempt["status"] == 401)
     right = replicas[0].post(LOGIN, victim.credentials())
     attempts.append({"guess": "the right password", "replica": 1, "status": right.status})
-    evidence = {"exploit": f"POST {LOGIN} for {victim.username} with {GUESSES} wrong passwords, "
-                           f"alternating over {len(replicas)} replica(s), then the right one",
-                "attempts": attempts}
-    if wrong_answered > MAX_FAILURES or right.status == 200:
-        got = (f"{wrong_answered} wrong passwords were checked (401)" if wrong_answered > MAX_FAILURES
-               else "the right password was accepted after the failures")
+    checked = sum(1 for attempt in attempts if attempt["status"] == 401)
+    if checked > MAX_FAILURES or right.status != 429:
+        got = (f"{checked} wrong passwords were checked (401)" if checked > MAX_FAILURES
+               else f"then the right password answered {right.status}")
         raise Failure(f"an attacker can keep guessing {victim.username}'s password: {got}; the brief allows "
-                      f"{MAX_FAILURES} failures, then 429 (API2:2023 Broken Authentication)", evidence=evidence,
-                      help="Count failed logins per username where every worker and every replica sees the same "
-                           "count (the database, or Redis through Django's cache), not in a process's memory.")
-    if any(attempt["status"] not in (401, 429) for attempt in attempts):
-        raise Failure("a login attempt answered neither 401 nor 429", evidence=evidence, help=contract)
-    for replica, other in enumerate(replicas):
-        reply = other.post(LOGIN, bystander.credentials())
-        expect.status(reply, 200, f"for {bystander.username} (another account) on replica {replica + 1} while "
-                      f"{victim.username} is locked", help="Lock the attacked account, not everybody: count failures "
-                      "per username.")
+                      f"{MAX_FAILURES} failures, then 429 for every login (API2:2023 Broken Authentication)",
+                      evidence={"exploit": f"POST {LOGIN} for {victim.username} with {GUESSES} wrong passwords, "
+                                           f"alternating over {len(replicas)} replicas, then the right one",
+                                "attempts": attempts}, help=help_text)
+    calls = [Call("POST", LOGIN, burst_victim.credentials(f"together-{n:04d}")) for n in range(BURST)]
+    together = replicas[0].burst(calls)
+    checked = sum(1 for reply in together if reply.status == 401)
+    if checked > MAX_FAILURES:
+        raise Failure(f"{BURST} wrong passwords for {burst_victim.username} sent at the same moment: {checked} were "
+                      f"checked (401), the brief allows {MAX_FAILURES} (API2:2023 Broken Authentication)",
+                      evidence={"exploit": f"POST {LOGIN} x{BURST} at once for {burst_victim.username}",
+                                "replies": status_counts(together)}, help=help_text)
+    if any(attempt["status"] not in (401, 429) for attempt in attempts) or \
+            any(reply.status not in (401, 429) for reply in together):
+        raise Failure("a login attempt answered neither 401 nor 429",
+                      evidence={"attempts": attempts, "together": status_counts(together)}, help=contract)
+    for round_number in range(2):  # a user who mistypes 4 times still gets in, and a success clears the count
+        mistakes = _guesses(replicas[round_number % len(replicas)], bystander, MAX_FAILURES - 1, round_number,
+                            f"round {round_number + 1}")
+        reply = replicas[(round_number + 1) % len(replicas)].post(LOGIN, bystander.credentials())
+        if reply.status != 200:
+            raise Failure(f"{bystander.username}, another account, mistyped {MAX_FAILURES - 1} times and then could "
+                          f"not sign in with the right password ({reply.status}; round {round_number + 1} of 2)",
+                          evidence={"attempts": mistakes, "right_password": reply.status,
+                                    "meanwhile": f"{victim.username} and {burst_victim.username} were locked"},
+                          help="Lock the attacked username only, after 5 failures, and let a successful login "
+                               "clear its count, as the brief says.")
 
 
 @check("tokens-expire")
-def test_tokens_expire(lab, client, accounts, expect, contract):
-    """A token stops working TOKEN_TTL_SECONDS after it was issued"""
+def test_tokens_expire(lab, client, replicas, accounts, expect, contract):
+    """A token stops working TOKEN_TTL_SECONDS after the login that issued it, however often it is used"""
     user = accounts["tokens_expire"]
-    ttl = int(lab.app_settings["TOKEN_TTL_SECONDS"])
-    issued = time.monotonic()
+    ttl = float(lab.app_settings["TOKEN_TTL_SECONDS"])
     token = accounts.login(user)
-    expect.status(client.get("/api/me/", headers=bearer(token)), 200, "with a fresh token", help=contract)
+    issued = time.monotonic()  # the answer's arrival: the server made the token before this
+    for second in (1, 2):  # in use all along: a lifetime counted from the last use never ends
+        time.sleep(max(0.0, issued + second - time.monotonic()))
+        expect.status(replicas[second % len(replicas)].get("/api/me/", headers=bearer(token)), 200,
+                      f"with a token {second} s old", help=contract)
     time.sleep(max(0.0, issued + ttl + 1.0 - time.monotonic()))
-    reply = client.get("/api/me/", headers=bearer(token))
-    if reply.status != 401:
+    late = [(index, other.get("/api/me/", headers=bearer(token))) for index, other in enumerate(replicas)]
+    accepted = [(index, reply) for index, reply in late if reply.status != 401]
+    if accepted:
+        index, reply = accepted[0]
         raise Failure(f"a token was still accepted {time.monotonic() - issued:.1f} s after it was issued, with "
-                      f"TOKEN_TTL_SECONDS = {ttl} (API2:2023 Broken Authentication)",
-                      evidence={"exploit": f"GET /api/me/ with {user.username}'s token, {ttl + 1} s after login",
-                                "status": reply.status, "reply": condensed(reply.text, 200)},
-                      help="Refuse a token older than settings.TOKEN_TTL_SECONDS (compare its creation time when "
-                           "you authenticate), so that a stolen token is only good for a while.")
+                      f"TOKEN_TTL_SECONDS = {ttl:g} (API2:2023 Broken Authentication)",
+                      evidence={"exploit": f"GET /api/me/ with {user.username}'s token, {ttl + 1:g} s after login, "
+                                           f"on replica {index + 1}", "status": reply.status,
+                                "reply": condensed(reply.text, 200)},
+                      help="Refuse a token older than settings.TOKEN_TTL_SECONDS, counted from the login that issued "
+                           "it (compare its creation time when you authenticate), so that a stolen token is only "
+                           "good for a while.")
     accounts.login(user)
 
 
-def _derivations(user) -> dict[str, str]:
-    """Tokens a guesser would try first: hashes and encodings of what anyone may know about the user."""
-    seeds = {"id": str(user.id), "username": user.username, "email": user.email,
+def _derivations(user, around: float) -> dict[str, str]:
+    """Tokens a guesser would try first: hashes and encodings of what anyone may know about the user, alone or
+    with the time of the login (whole seconds, a few either side)."""
+    known = {"id": str(user.id), "username": user.username, "email": user.email,
              "id:username": f"{user.id}:{user.username}", "username:id": f"{user.username}:{user.id}"}
+    for second in range(int(around) - 3, int(around) + 4):
+        known.update({f"id:{second}": f"{user.id}:{second}", f"username:{second}": f"{user.username}:{second}",
+                      f"id:username:{second}": f"{user.id}:{user.username}:{second}"})
     made = {}
-    for name, value in seeds.items():
+    for name, value in known.items():
         made[name] = value
         made[f"base64({name})"] = base64.b64encode(value.encode()).decode()
         for algorithm in ("md5", "sha1", "sha256"):
@@ -100,28 +136,69 @@ def _derivations(user) -> dict[str, str]:
     return made
 
 
+def _decodings(token: str) -> list[bytes]:
+    """The token read as base64, base32 and hex, where it is one."""
+    decoded = []
+    for decode in (lambda text: base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_"),
+                   lambda text: base64.b32decode(text.upper() + "=" * (-len(text) % 8)), bytes.fromhex):
+        try:
+            decoded.append(decode(token))
+        except ValueError:
+            continue
+    return decoded
+
+
+def _guessable(user, token: str, around: float) -> str | None:
+    """How a guesser gets the token without the password, or None."""
+    for name, value in _derivations(user, around).items():
+        if value.lower() == token.lower():
+            return name
+    for decoded in _decodings(token):
+        for name, value in (("username", user.username), ("email", user.email)):
+            if value.encode() in decoded:
+                return f"an encoding of a text with the user's {name} in it"
+    if len(token) < 20:
+        return f"only {len(token)} characters long"
+    return None
+
+
+def _shared_ends(tokens: list[str], length: int = 8) -> str | None:
+    """A start or end that every token shares (a fixed part, a clock or a counter), or None."""
+    if all(token[:length] == tokens[0][:length] for token in tokens):
+        return f"they all start with {tokens[0][:length]!r}"
+    if all(token[-length:] == tokens[0][-length:] for token in tokens):
+        return f"they all end with {tokens[0][-length:]!r}"
+    return None
+
+
 @check("tokens-unguessable")
-def test_tokens_unguessable(client, accounts, expect, contract):
-    """Tokens are random: none is derived from the user, each login issues a new one"""
+def test_tokens_unguessable(client, replicas, accounts, expect, contract):
+    """Tokens are random: none is derived from the user or the time, each login issues a new one"""
     user = accounts["tokens_unguessable"]
-    first = accounts.login(user)
-    guessed = [name for name, value in _derivations(user).items() if value.lower() == first.lower()]
-    if guessed or len(first) < 20:
-        raise Failure(f"{user.username}'s token can be computed by anyone: it is "
-                      f"{guessed[0] if guessed else 'only ' + str(len(first)) + ' characters long'} "
+    help_text = ("Make tokens from a cryptographically secure random source (secrets.token_urlsafe(32)), new at every "
+                 "login, never from the user's id, name, email or the time.")
+    tokens = []
+    for _ in range(2):  # two logins in a row, then a third after logout
+        tokens.append(accounts.login(user))
+        how = _guessable(user, tokens[-1], time.time())
+        if how:
+            raise Failure(f"{user.username}'s token can be computed by anyone: it is {how} "
+                          "(API2:2023 Broken Authentication)",
+                          evidence={"exploit": f"computed {how} for user {user.id} without their password",
+                                    "token": tokens[-1]}, help=help_text)
+    expect.status(client.post("/api/auth/logout/", headers=bearer(tokens[0])), 204, "logging out", help=contract)
+    tokens.append(accounts.login(user))
+    shared = _shared_ends(tokens)
+    if len(set(tokens)) < len(tokens) or shared:
+        raise Failure(f"three logins of {user.username} gave "
+                      f"{'the same token again' if len(set(tokens)) < len(tokens) else 'tokens alike: ' + shared}: "
+                      "a token that follows from the user or the moment can be worked out "
                       "(API2:2023 Broken Authentication)",
-                      evidence={"exploit": f"computed {guessed[0] if guessed else 'a short token'} for user "
-                                           f"{user.id} without their password", "token": first},
-                      help="Make tokens from a cryptographically secure random source (the secrets module), at "
-                           "least 128 bits, never from the user's id, name or email.")
-    expect.status(client.post("/api/auth/logout/", headers=bearer(first)), 204, "logging out", help=contract)
-    second = accounts.login(user)
-    if second == first:
-        raise Failure("after logout, the next login issued the same token again: a token that is a function of the "
-                      "user can be worked out, and a leaked one never stops being valid "
-                      "(API2:2023 Broken Authentication)",
-                      evidence={"exploit": f"login, logout, login as {user.username}", "first": first,
-                                "second": second},
-                      help="Issue a new random token at every login.")
-    expect.status(client.get("/api/me/", headers=bearer(first)), 401, "with the token of the earlier login, "
-                  "after logout", help="A token ends at logout.")
+                      evidence={"exploit": f"login, login, logout, login as {user.username}", "tokens": tokens},
+                      help=help_text)
+    for index, other in enumerate(replicas):
+        for _ in range(2):
+            expect.status(other.get("/api/me/", headers=bearer(tokens[0])), 401,
+                          f"on replica {index + 1} with the token of a login that was logged out",
+                          help="A token ends at logout, for every worker of every replica: keep no revocation list in "
+                               "a process's memory.")

@@ -7,7 +7,8 @@ import secrets
 from grader.checkkit import Failure, check, condensed
 
 APP_ORIGIN = "https://app.invoicely.test"
-FOREIGN_ORIGINS = ("https://evil.example", "null", f"{APP_ORIGIN}.evil.example", "http://app.invoicely.test")
+FOREIGN_ORIGINS = ("https://evil.example", "null", f"{APP_ORIGIN}.evil.example", "http://app.invoicely.test",
+                   "https://evil.invoicely.test", "https://appXinvoicely.test")
 DEBUG_MARKERS = ("Django tried these URL patterns", "Using the URLconf defined in", "Traceback",
                  "You're seeing this error because you have", "Request Method:", "Exception Value")
 

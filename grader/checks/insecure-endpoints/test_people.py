@@ -9,7 +9,8 @@ TEAMMATE_FIELDS = ("id", "username", "display_name")
 ME_FIELDS = ("id", "username", "email", "display_name")
 ADMIN_FIELDS = ("id", "username", "is_staff", "is_active")
 SECRET_KEYS = {"password", "is_superuser", "user_permissions"}
-PRIVATE_KEYS = {"email", "is_staff", "last_login", "date_joined"}  # of teammates, on the users endpoints
+PRIVATE_KEYS = {"email", "is_staff", "is_active", "last_login", "date_joined", "first_name", "last_name",
+                "groups"}  # of teammates, on the users endpoints: they see id, username and display_name
 HASH_PREFIXES = ("pbkdf2_", "argon2", "bcrypt", "scrypt$", "md5$", "sha1$", "unsalted_")
 
 
@@ -84,13 +85,18 @@ def test_no_mass_assignment(client, accounts, records, seeded, expect):
     user, other = accounts["mass_assignment"], accounts["mass_assignment_other"]
     auth = accounts.headers(user)
     changes = []
-    sent = {"display_name": "Still Ordinary", "is_staff": True, "is_superuser": True}
+    before = records.user(user.id)
+    sent = {"display_name": "Still Ordinary", "is_staff": True, "is_superuser": True, "is_active": False,
+            "username": f"{user.username}-renamed", "password": "chosen-by-the-client"}
     reply = client.request("PATCH", "/api/me/", sent, headers=auth)
     row = records.user(user.id)
-    if row["is_staff"] or row["is_superuser"]:
+    changed = [name for name in ("is_staff", "is_superuser", "is_active", "username", "password")
+               if row[name] != before[name]]
+    if changed:
         changes.append({"exploit": attempt_line(reply, user.username, sent),
-                        "changed": f"billing_user {user.id}: is_staff = {row['is_staff']}, "
-                                   f"is_superuser = {row['is_superuser']}"})
+                        "changed": f"billing_user {user.id}: " + ", ".join(
+                            f"{name} {'replaced' if name == 'password' else repr(before[name]) + ' -> ' + repr(row[name])}"
+                            for name in changed)})
     sent = {"number": "INV-9000", "customer": "Planted", "amount_cents": 5000, "owner": other.id}
     reply = client.post("/api/invoices/", sent, headers=auth)
     created = records.invoice(reply.body.get("id")) if reply.status == 201 and isinstance(reply.body, dict) else None
@@ -108,8 +114,9 @@ def test_no_mass_assignment(client, accounts, records, seeded, expect):
         raise Failure(f"extra fields were written: {changes[0]['changed']} "
                       "(API3:2023 Broken Object Property Level Authorization, mass assignment)",
                       evidence={"attempts": changes},
-                      help="Make is_staff, is_superuser and owner read-only (read_only_fields), and set an invoice's "
-                           "owner from request.user when it is created.")
+                      help="A serializer writes every field it declares writable: list the few a client may change "
+                           "(email, display_name) and make the rest read-only, and set an invoice's owner from "
+                           "request.user when it is created.")
     row = records.user(user.id)
     if row["display_name"] != "Still Ordinary":
         raise Failure("PATCH /api/me/ no longer changes display_name", evidence={"row": row["display_name"]},

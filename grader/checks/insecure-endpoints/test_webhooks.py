@@ -32,30 +32,49 @@ def test_webhooks_register(client, accounts, expect, contract):
                       sent={"url": url}, help=contract)
 
 
+LOOPBACK = ["127.0.0.1", "localhost", "127.1", "0.0.0.0", "0", "2130706433", "0x7f000001", "0177.0.0.1",
+            "[::ffff:127.0.0.1]"]
+"""Spellings of this machine in a URL's host: dotted, short, decimal, hex, octal, IPv4-mapped."""
+PRIVATE = ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/hooks", "http://172.16.5.4/hooks",
+           "http://192.168.1.1/hooks", "http://[fd00::1]/hooks", "http://[fe80::1]/hooks"]
+"""Never called: the brief refuses them at registration (a ping would send traffic off the machine)."""
+
+
+def _try(client, auth, url: str, who: str, canary) -> dict:
+    """Register a webhook on the URL and, when that is accepted, ping it."""
+    registered = client.post("/api/webhooks/", {"url": url}, headers=auth)
+    attempt = {"url": url, "register": registered.status}
+    if registered.status == 201 and isinstance(registered.body, dict):
+        ping = client.post(f"/api/webhooks/{registered.body.get('id')}/ping/", headers=auth)
+        attempt.update(ping=ping.status, exploit=attempt_line(ping, who), answered=condensed(ping.text, 160),
+                       leaked=canary.secret in ping.text)
+    return attempt
+
+
 @check("webhooks-no-ssrf")
-def test_webhooks_no_ssrf(lab, client, accounts, expect, contract):
-    """No webhook makes the service call its own machine: 127.0.0.1, localhost, 127.1, [::1], 0.0.0.0 or a redirect"""
+def test_webhooks_no_ssrf(lab, client, db, accounts, expect, contract):
+    """No webhook makes the service call its own machine, however it is spelled, by redirect or from an old row;
+    private and link-local destinations are refused"""
     user = accounts["webhooks"]
-    auth = accounts.headers(user)
     where = lab.replica_processes[0] if lab.replica_processes else None
     with Canary(where, lab.work_dir / "canary") as canary:
-        forms = ["127.0.0.1", "localhost", "127.1", "0.0.0.0"] + (["[::1]"] if canary.ipv6 else [])
+        auth = accounts.headers(user)  # after the listener started: the token lives a few seconds only
+        forms = LOOPBACK + (["[::1]"] if canary.ipv6 else [])
         targets = {form: canary.url(form, f"canary-{index}") for index, form in enumerate(forms)}
-        inner = canary.url("127.0.0.1", f"canary-{len(forms)}")
-        targets["a redirect to 127.0.0.1"] = f"{canary.url('localhost', 'hop')}?to={quote(inner, safe='')}"
-        attempts = []
-        for form, url in targets.items():
-            registered = client.post("/api/webhooks/", {"url": url}, headers=auth)
-            attempt = {"form": form, "url": url, "register": registered.status}
-            if registered.status == 201 and isinstance(registered.body, dict):
-                ping = client.post(f"/api/webhooks/{registered.body.get('id')}/ping/", headers=auth)
-                attempt.update(ping=ping.status, exploit=attempt_line(ping, user.username),
-                               answered=condensed(ping.text, 160), leaked=canary.secret in ping.text)
-            attempts.append(attempt)
+        inner = canary.url("127.0.0.1", f"canary-{len(targets)}")
+        targets["a redirect to 127.0.0.1"] = f"{canary.url('127.1', 'hop')}?to={quote(inner, safe='')}"
+        attempts = [{"form": form, **_try(client, auth, url, user.username, canary)} for form, url in targets.items()]
+        # A row registered before the fix, or a name that resolved elsewhere then: the ping checks again.
+        planted = db.scalar("INSERT INTO billing_webhook (owner_id, url, created_at) VALUES (%s, %s, now()) "
+                            "RETURNING id", (user.id, canary.url("127.0.0.1", f"canary-{len(targets)}")))
+        targets["an old webhook row on 127.0.0.1"] = "(planted in billing_webhook)"
+        ping = client.post(f"/api/webhooks/{planted}/ping/", headers=auth)
+        attempts.append({"form": "an old webhook row on 127.0.0.1", "register": None, "ping": ping.status,
+                         "exploit": attempt_line(ping, user.username), "answered": condensed(ping.text, 160),
+                         "leaked": canary.secret in ping.text})
         hits = canary.hits()
-    reached = {int(hit["path"].split("/")[1].removeprefix("canary-")) for hit in hits
-               if hit["path"].startswith("/canary-")}
-    through = [form for index, form in enumerate(targets) if index in reached]
+    reached = {hit["path"].split("/")[1].removeprefix("canary-") for hit in hits if hit["path"].startswith("/canary-")}
+    through = [form for index, form in enumerate(targets) if str(index) in reached]
     if hits:
         raise Failure(f"webhooks made the service call its own machine: {', '.join(through) or 'loopback'} reached a "
                       "listener on the service's loopback (API7:2023 Server Side Request Forgery)",
@@ -63,10 +82,23 @@ def test_webhooks_no_ssrf(lab, client, accounts, expect, contract):
                                 "leaked_to_the_caller": [a["form"] for a in attempts if a.get("leaked")],
                                 "ipv6_loopback": canary.ipv6},
                       help=SSRF_HELP)
-    broken = [attempt for attempt in attempts if (attempt["register"] or 500) >= 500 or (attempt.get("ping") or 0) >= 500]
+    accepted = []
+    for url in PRIVATE:
+        reply = client.post("/api/webhooks/", {"url": url}, headers=auth)
+        if reply.status != 400:
+            accepted.append({"exploit": attempt_line(reply, user.username, {"url": url}),
+                             "answered": condensed(reply.text, 160)})
+    if accepted:
+        raise Failure(f"{len(accepted)} webhook(s) on private or link-local addresses were not refused, "
+                      f"{accepted[0]['exploit']} among them; the brief says 400 (API7:2023 Server Side Request "
+                      "Forgery)", evidence={"accepted": accepted}, help=SSRF_HELP)
+    broken = [attempt for attempt in attempts if (attempt["register"] or 0) >= 500 or (attempt.get("ping") or 0) >= 500]
     if broken:
         raise Failure(f"a refused webhook answered with a server error ({broken[0]['form']}); the brief says 400",
                       evidence={"attempts": attempts}, help=contract)
+    if ping.status != 400:
+        raise Failure(f"the ping of an old webhook row on 127.0.0.1 answered {ping.status}; the brief says 400",
+                      evidence={"exploit": attempts[-1]["exploit"]}, help=contract)
     created = client.post("/api/webhooks/", {"url": PUBLIC_URL}, headers=auth)
     expect.status(created, 201, "registering a public URL after the attempts", sent={"url": PUBLIC_URL},
                   help="Public URLs must still be accepted.")

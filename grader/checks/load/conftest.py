@@ -136,5 +136,6 @@ def pages() -> Pages:
 
 @pytest.fixture(scope="session")
 def memory(lab):
-    """The memory (MB) of each replica now: its processes' RSS, or its container's usage."""
-    return lambda: [replica_memory_mb(where) for where in lab.replica_processes]
+    """The memory (MB) of each replica now (its processes' RSS, or its container's usage); `peak=True`: the
+    highest a container's usage has been, where the engine keeps it."""
+    return lambda peak=False: [replica_memory_mb(where, peak) for where in lab.replica_processes]

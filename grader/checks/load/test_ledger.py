@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from grader.checkkit import Failure, Inconclusive, Sampler, check
+from grader.checkkit import Failure, Sampler, check
 
 PAGE = 50
 GROWTH_ALLOWED_MB = 60
@@ -39,16 +39,15 @@ def test_orders_memory(replicas, memory, figures, rng):
     # Runs before any other check asks for the ledger: Python keeps memory it once needed, so only the
     # first pages a worker serves show what a page costs.
     before = memory()
-    with Sampler(lambda: max(now - then for now, then in zip(memory(), before, strict=True)), every=0.1) as growth:
+    with Sampler(lambda: max(now - then for now, then in zip(memory(peak=True), before, strict=True)),
+                 every=0.1) as growth:
         for replica in replicas:
             for _ in range(REQUESTS_PER_REPLICA):
                 reply = replica.get(f"/api/orders/?page={rng.randint(1, 400)}")
                 if reply.status != 200:
                     raise Failure(f"GET /api/orders/ answered {reply.status or reply.error}, expected 200")
-    if not growth.samples:
-        raise Inconclusive("the replicas' memory could not be read while they served the ledger",
-                           evidence={"replicas": len(replicas)})
-    peak = max(growth.samples)
+    # Once more afterwards: a container's high-water mark holds a peak that fell between two samples.
+    peak = max([*growth.samples, max(now - then for now, then in zip(memory(peak=True), before, strict=True))])
     figures["replica memory before, MB"] = round(max(before), 1)
     figures["largest growth while serving ledger pages, MB"] = round(peak, 1)
     if peak > GROWTH_ALLOWED_MB:

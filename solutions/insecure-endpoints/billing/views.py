@@ -23,13 +23,12 @@ def login(request):
     serializer = LoginSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     username = serializer.validated_data["username"]
-    if throttling.locked(username):
+    if not throttling.admit(username):
         return Response({"detail": "Too many failed logins for this account; try again later."},
                         status=status.HTTP_429_TOO_MANY_REQUESTS,
                         headers={"Retry-After": str(settings.LOGIN_LOCK_SECONDS)})
     user = authenticate(request, username=username, password=serializer.validated_data["password"])
     if user is None:
-        throttling.failed(username)
         return Response({"detail": "Wrong username or password."}, status=status.HTTP_401_UNAUTHORIZED)
     throttling.succeeded(username)
     token = issue_token(user)

@@ -35,7 +35,7 @@ def check_destination(url: str) -> tuple[str, str, int, str]:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise Refused(f"The host {parts.hostname!r} could not be resolved.") from None
-    addresses = {info[4][0] for info in infos}
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))  # in the resolver's order of preference
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if getattr(ip, "ipv4_mapped", None):
@@ -43,7 +43,7 @@ def check_destination(url: str) -> tuple[str, str, int, str]:
         if not ip.is_global:
             raise Refused("Webhooks may only call public internet addresses; "
                           f"{parts.hostname!r} is {ip} (loopback, private or reserved).")
-    return parts.scheme, parts.hostname, port, sorted(addresses)[0]
+    return parts.scheme, parts.hostname, port, addresses[0]
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
