@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import tempfile
 import time
 import tomllib
@@ -140,3 +141,12 @@ def overlay(fixture: Path, workspace: Path) -> dict:
 
 
 FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def as_at_a_terminal() -> None:
+    """preexec_fn for a `lab` started by a test that will press Ctrl-C: SIGINT as a terminal delivers it.
+
+    A suite started in the background (`cmd &` in a script, as CI runners may) inherits SIGINT ignored,
+    and Python then keeps it ignored in every child, so the test's Ctrl-C would never arrive.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -14,7 +14,7 @@ import pytest
 
 from grader.resources import resources
 
-from conftest import run_dirs, run_processes
+from conftest import as_at_a_terminal, run_dirs, run_processes
 
 pytestmark = pytest.mark.slow
 SOLUTION = resources().solution_dir("race-conditions")
@@ -32,7 +32,8 @@ def fixed_workspace(run_lab, tmp_path: Path) -> Path:
 def start_check(workspace: Path) -> subprocess.Popen:
     """`lab check` as a learner starts it, in its own process."""
     return subprocess.Popen([sys.executable, "-m", "grader", "check", "--provider", "local"], cwd=workspace,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=as_at_a_terminal)
 
 
 def wait_for_checks(process: subprocess.Popen, dirs_before: set[Path]) -> tuple[list[str], Path]:

@@ -26,7 +26,7 @@ from grader.providers import engine_answers
 from grader.providers.containers import LABEL_RUNS
 from grader.resources import resources
 
-from conftest import FIXTURES, overlay
+from conftest import FIXTURES, as_at_a_terminal, overlay
 
 
 def _why_not() -> str:
@@ -130,7 +130,8 @@ def test_an_app_that_allocates_without_bound_is_stopped_as_out_of_memory(run_lab
 def test_ctrl_c_mid_check_under_docker_leaves_no_container_or_network(workspace: Path):
     shutil.copytree(SOLUTION, workspace, dirs_exist_ok=True, ignore=shutil.ignore_patterns("NOTES.md"))
     process = subprocess.Popen([sys.executable, "-m", "grader", "check", "--provider", "docker"], cwd=workspace,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=as_at_a_terminal)
     output = []
     try:
         deadline = time.monotonic() + 180
@@ -151,7 +152,8 @@ def test_ctrl_c_mid_check_under_docker_leaves_no_container_or_network(workspace:
 def test_a_later_run_removes_what_a_killed_one_left(run_lab, workspace: Path):
     shutil.copytree(SOLUTION, workspace, dirs_exist_ok=True, ignore=shutil.ignore_patterns("NOTES.md"))
     process = subprocess.Popen([sys.executable, "-m", "grader", "check", "--provider", "docker"], cwd=workspace,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=as_at_a_terminal)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and "PASS" not in process.stdout.readline():
         pass

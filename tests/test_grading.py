@@ -14,7 +14,7 @@ from grader.providers.postgres import PostgresServer, find_postgres, initdb
 from grader.providers.redis import RedisServer, find_redis_server
 from grader.resources import resources
 
-from conftest import tree_digest
+from conftest import as_at_a_terminal, tree_digest
 
 pytestmark = pytest.mark.slow
 LAB = load_lab(resources().lab_dir("race-conditions") / "lab.toml")
@@ -121,7 +121,7 @@ def test_lab_run_serves_demo_data_until_ctrl_c(workspace: Path):
     runs_before = set(runs_root().glob("run-*"))
     process = subprocess.Popen([sys.executable, "-m", "grader", "run", "--provider", "local", "--port", str(port)],
                                cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "COLUMNS": "200"})
+                               preexec_fn=as_at_a_terminal, env={**os.environ, "COLUMNS": "200"})
     try:
         deadline = time.monotonic() + 60
         lines = []
