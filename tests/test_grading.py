@@ -135,6 +135,11 @@ def test_lab_run_serves_demo_data_until_ctrl_c(workspace: Path):
             assert json.loads(response.read())["stock"] == 5
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # Ctrl-C did not stop it: SIGTERM, which also cleans up, then fail
+            process.terminate()
+            process.communicate(timeout=30)
+            raise
     assert "Stopped; the databases of this run are gone." in output
     assert set(runs_root().glob("run-*")) <= runs_before
