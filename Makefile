@@ -7,7 +7,7 @@ DOCKER_SOAK_RUNS ?= 5
 BENCH_RUNS ?= 5
 BENCH_PROVIDERS ?= local
 
-.PHONY: help deps venv demo test test-fast lint soak soak-docker bench clean
+.PHONY: help deps deps-test venv demo test test-fast lint soak soak-docker bench clean
 
 help:
 	@echo "make demo   set up, then grade the race-conditions starter and the reference fix end to end"
@@ -20,6 +20,9 @@ help:
 deps:
 	@scripts/install-system-deps.sh
 
+deps-test:
+	@scripts/install-system-deps.sh --browser
+
 $(BIN)/lab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -31,7 +34,7 @@ venv: $(BIN)/lab
 demo: deps venv
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/demo.sh
 
-test: deps venv lint
+test: deps-test venv lint
 	$(BIN)/pytest
 
 test-fast: venv

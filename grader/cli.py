@@ -18,11 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from grader import __version__, catalog
+from grader import __version__, catalog, formats
 from grader.app import RunningServer
 from grader.calibration import CalibrationCache
 from grader.doctor import diagnose
-from grader.errors import LabError, StageFailure
+from grader.errors import LabError, StageFailure, UsageProblem
+from grader.formats import FORMATS
+from grader.html_report import write_html
 from grader.labspec import LabSpec
 from grader.pipeline import Stages, calibrate, grade, prepared_service, terminate_on_sigterm
 from grader.processes import RunDirectory, port_is_free, reap_abandoned_runs
@@ -32,7 +34,7 @@ from grader.resources import resources
 from grader.results import figure_rows
 from grader.state import Progress
 from grader.verify import verify_lab
-from grader.workspace import BRIEF, Workspace, code_files, copy_code
+from grader.workspace import BRIEF, MARKER_DIR, MARKER_FILE, Workspace, code_files, copy_code
 
 EXIT_OK, EXIT_CHECKS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_RUN_PORT = 8000
@@ -114,31 +116,78 @@ def _workspace_lab() -> tuple[Workspace, LabSpec]:
     return workspace, catalog.load(workspace.slug)
 
 
+def _check_workspace(slug: str | None) -> tuple[Workspace, LabSpec]:
+    """The workspace to grade; with `--lab SLUG`, a folder never marked by `lab start` becomes SLUG's."""
+    if slug is None:
+        return _workspace_lab()
+    lab = catalog.load(slug)
+    try:
+        workspace = Workspace.find()
+    except UsageProblem:
+        here = Path.cwd().resolve()
+        if any((folder / MARKER_DIR / MARKER_FILE).exists() for folder in (here, *here.parents)):
+            raise  # a damaged marker: not ours to overwrite
+        workspace = Workspace(here, lab.slug, lab.version)
+        workspace.write_marker()
+        return workspace, lab
+    if workspace.slug != lab.slug:
+        raise UsageProblem(f"{workspace.root} is a workspace of the {workspace.slug} lab, not of {lab.slug}.",
+                           f"Run `lab check` there without --lab, or grade {lab.slug} in its own folder.")
+    return workspace, lab
+
+
 @cli.command()
 @provider_option
 @click.option("--seed", type=int, help="Replay a run with this seed (printed by every check).")
 @click.option("--time-limit", type=click.IntRange(min=10), help="Seconds for the whole check (default: the lab's).")
 @click.option("--request-timeout", type=click.IntRange(min=1),
               help="Seconds one request of a check may take (default: the lab's).")
+@click.option("--lab", "slug", metavar="SLUG",
+              help="Grade this folder as SLUG's workspace even if `lab start` did not make it (a repository in CI, "
+                   "a course platform's submission).")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="What stdout carries; with any but text, the report for people goes to stderr.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the JSON result (schema version 1) to this file.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write JUnit XML to this file.")
+@click.option("--gradescope", "gradescope_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write Gradescope's results.json to this file.")
 @click.pass_obj
-def check(obj: Context, provider: str | None, seed: int | None, time_limit: int | None,
-          request_timeout: int | None) -> None:
-    """Grade the workspace you are in: hidden checks against your running service."""
-    workspace, lab = _workspace_lab()
+def check(obj: Context, provider: str | None, seed: int | None, time_limit: int | None, request_timeout: int | None,
+          slug: str | None, output_format: str, json_path: Path | None, junit_path: Path | None,
+          gradescope_path: Path | None) -> None:
+    """Grade the workspace you are in: hidden checks against your running service.
+
+    Every check writes .lab/results/latest.json and the HTML report .lab/report.html. On GitHub Actions
+    it also annotates the checks that do not pass and adds a job summary.
+    """
+    console = obj.console if output_format == "text" else Console(stderr=True, highlight=False, soft_wrap=True)
+    workspace, lab = _check_workspace(slug)
     lab = lab.with_limits(check_seconds=time_limit, request_seconds=request_timeout)
     if workspace.version != lab.version:
-        obj.console.print(f"[yellow]note:[/yellow] this workspace was started from version {workspace.version} of "
-                          f"the lab; the checks are version {lab.version}.")
-    reporter = LiveReporter(obj.console, {c.id: c.title for c in lab.checks})
+        console.print(f"[yellow]note:[/yellow] this workspace was started from version {workspace.version} of "
+                      f"the lab; the checks are version {lab.version}.")
+    reporter = LiveReporter(console, {c.id: c.title for c in lab.checks})
     result = grade(lab, workspace.root, provider, seed, reporter, logs_dir=workspace.logs_dir)
-    workspace.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    payload = json.dumps(result.to_json(), indent=2) + "\n"
-    (workspace.results_dir / f"{stamp}-seed{result.seed}.json").write_text(payload)
+    payload = formats.to_json(result)
+    formats.write_atomically(workspace.results_dir / f"{stamp}-seed{result.seed}.json", payload)
     latest = workspace.results_dir / "latest.json"
-    latest.write_text(payload)
+    formats.write_atomically(latest, payload)
+    for name, path in (("json", json_path), ("junit", junit_path), ("gradescope", gradescope_path)):
+        if path is not None:
+            formats.write_atomically(path.absolute(), formats.render(result, name))
+    write_html(result, workspace.report_path)
     obj.progress.record_check(lab.slug, result.score, result.max_score, result.passed)
-    print_summary(obj.console, result, str(latest.relative_to(workspace.root)))
+    print_summary(console, result, str(latest.relative_to(workspace.root)),
+                  str(workspace.report_path.relative_to(workspace.root)))
+    if output_format != "text":
+        click.echo(formats.render(result, output_format), nl=False)
+    if formats.on_github_actions() or output_format == "github":
+        if output_format != "github":  # stdout may carry another format: workflow commands work on stderr too
+            click.echo(formats.to_github(result), nl=False, err=output_format != "text")
+        formats.append_github_summary(result)
     raise SystemExit(EXIT_OK if result.passed else EXIT_CHECKS_FAILED)
 
 
@@ -289,6 +338,8 @@ def status(obj: Context) -> None:
         for check in data["checks"]:
             if check["status"] != "pass":
                 obj.console.print(f"  {check['status'].upper():<5} {check['id']}")
+        if workspace.report_path.is_file():
+            obj.console.print(f"Report: {workspace.report_path}")
     shown = obj.progress.lab(lab.slug).get("hints_shown", 0)
     obj.console.print(f"Hints shown: {shown} of {len(lab.hints)}.")
 
@@ -431,6 +482,17 @@ def verify(obj: Context, slugs: tuple[str, ...], provider: str | None, seed: int
                               f"{len(lab.checks)} checks[/green]")
         failures += not verdict.ok
     raise SystemExit(EXIT_OK if not failures else EXIT_CHECKS_FAILED)
+
+
+@cli.command("new")
+@click.argument("slug")
+@click.option("--title", help="The lab's title, shown by `lab list` (default: made from the slug).")
+@click.pass_obj
+def new_lab(obj: Context, slug: str, title: str | None) -> None:
+    """For authors: a new lab from templates/new-lab/ (brief, starter, hidden checks, solution, docs page)."""
+    from grader.scaffold import create_lab
+
+    obj.console.out(create_lab(slug, title).summary(), highlight=False)
 
 
 def main() -> None:

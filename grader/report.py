@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -11,6 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from grader.formats import evidence_lines
+from grader.formats import figure_value as figure_text
 from grader.results import RunResult, figure_rows
 
 PROGRESS_EVERY_SECONDS = 3.0  # progress lines in a log that is not a terminal
@@ -63,26 +64,6 @@ class LiveReporter:
         ))
 
 
-def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
-    lines = []
-    for key, value in evidence.items():
-        if key == "traceback":
-            continue
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        if len(text) > 300:
-            text = text[:300] + "…"
-        lines.append(f"{key}: {text}")
-    return lines
-
-
-def figure_text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
-    return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
-
-
 def figures_table(rows: list[dict[str, Any]], indent: int = 8,
                   columns: tuple[str, ...] = ("starter", "yours", "reference")) -> Table:
     """Figures side by side: the starter's, yours and the reference's."""
@@ -95,7 +76,8 @@ def figures_table(rows: list[dict[str, Any]], indent: int = 8,
     return table
 
 
-def print_summary(console: Console, result: RunResult, results_path: str | None = None) -> None:
+def print_summary(console: Console, result: RunResult, results_path: str | None = None,
+                  report_path: str | None = None) -> None:
     console.print()
     console.print(f"[bold]{result.lab}[/bold] {result.lab_version} · provider {result.provider} · seed {result.seed}")
     if result.stage_failure:
@@ -115,7 +97,7 @@ def print_summary(console: Console, result: RunResult, results_path: str | None 
         ))
         if check.status != "pass":
             console.print(f"        {escape(check.message)}", highlight=False)
-            for line in _evidence_lines(check.evidence):
+            for line in evidence_lines(check.evidence):
                 console.print(f"        [dim]{escape(line)}[/dim]", highlight=False)
             if check.status == "error" and "traceback" in check.evidence:
                 console.print(escape(check.evidence["traceback"]), highlight=False)
@@ -132,4 +114,5 @@ def print_summary(console: Console, result: RunResult, results_path: str | None 
         f"[red bold]{len(failed)} required check{'s' if len(failed) != 1 else ''} not passing[/red bold]"
     console.print()
     console.print(f"Score {result.score}/{result.max_score} · {verdict}"
-                  + (f" · details in {results_path}" if results_path else ""))
+                  + (f" · details in {results_path}" if results_path else "")
+                  + (f" · report {report_path}" if report_path else ""))

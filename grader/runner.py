@@ -41,7 +41,8 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
     results_path.touch()
     command = [
         sys.executable, "-m", "pytest", str(checks_dir),
-        "-c", str(CHECKS_INI), "--rootdir", str(checks_dir), "--import-mode=importlib",
+        "-c", str(CHECKS_INI), "--rootdir", str(checks_dir), "--confcutdir", str(checks_dir),
+        "--import-mode=importlib",
         "-p", "grader.pytest_plugin", "-p", "no:cacheprovider", "-q", "--no-header", "-rN",
         "--lab-context", str(context_path),
     ]

@@ -57,6 +57,11 @@ class Workspace:
         return self.state_dir / "results"
 
     @property
+    def report_path(self) -> Path:
+        """The HTML report of the last `lab check`."""
+        return self.state_dir / "report.html"
+
+    @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install the servers the local provider runs, from Debian/Ubuntu packages, when they are missing.
+# --browser: Chromium too, for the test that renders the HTML report (`make test`; learners need none).
 set -euo pipefail
+browser=false
+[ "${1:-}" = "--browser" ] && browser=true
 
 missing=()
 pg_found=""
@@ -10,6 +13,9 @@ done
 command -v initdb >/dev/null 2>&1 && pg_found="${pg_found:-$(dirname "$(command -v initdb)")}"
 [ -n "$pg_found" ] || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+if $browser; then
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -6,8 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from grader import formats
 from grader.labspec import lab_slugs, load_lab
 from grader.processes import RunDirectory, runs_root
 from grader.providers.postgres import PostgresServer, find_postgres, initdb
@@ -54,6 +56,7 @@ def test_check_changes_nothing_outside_dot_lab_and_ignores_planted_pytest_files(
     assert statuses(workspace) == expected_starter_statuses()
     report = json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
     assert report["schema_version"] == 1 and report["seed"] == 7 and report["provider"] == "local"
+    jsonschema.validate(report, json.loads(formats.RESULT_SCHEMA.read_text()))
     assert set(report["stages"]) >= {"snapshot", "services", "seed", "serve", "checks", "teardown"}
     oversell = next(check for check in report["checks"] if check["id"] == "no-oversell")
     assert oversell["evidence"] and oversell["hint"]
