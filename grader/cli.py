@@ -420,6 +420,24 @@ def images_build(shell: bool) -> None:
     click.echo("\n".join(exports))
 
 
+@cli.command("postgres-settings")
+@click.argument("slug")
+def postgres_settings(slug: str) -> None:
+    """For CI service containers: the PostgreSQL settings SLUG is graded with, as ALTER SYSTEM statements.
+
+    The local and docker providers start PostgreSQL with them; a server you provide (the external
+    provider) needs them too, e.g. pg_stat_statements, which checks read statement counts from. Apply
+    them with psql, then restart the server.
+    """
+    from grader.providers.postgres import TEST_SETTINGS
+
+    settings = {**TEST_SETTINGS, **catalog.load(slug).postgres.server_settings()}
+    for host_only in ("listen_addresses", "unix_socket_directories"):  # where it listens is the server's own
+        settings.pop(host_only, None)
+    for name, value in settings.items():
+        click.echo(f"ALTER SYSTEM SET {name} = '{value}';")
+
+
 @cli.command("calibrate")
 @click.argument("slugs", nargs=-1)
 @provider_option
