@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import os
 
 from grader.errors import UsageProblem
 from grader.labspec import LabSpec, lab_slugs, load_lab
-from grader.resources import resources
+from grader.resources import ROOT_VARIABLE, resources
 
 
 def all_slugs() -> list[str]:
@@ -19,7 +20,9 @@ def load(slug: str) -> LabSpec:
     if slug not in slugs:
         close = difflib.get_close_matches(slug, slugs, n=1, cutoff=0.5)
         suggestion = f"Did you mean `{close[0]}`? " if close else ""
-        raise UsageProblem(f"There is no lab called {slug!r}.", f"{suggestion}`lab list` shows every lab.")
+        where = os.environ.get(ROOT_VARIABLE)
+        course = f" The labs are those of LAB_ROOT={where} (its labs/ folder)." if where else ""
+        raise UsageProblem(f"There is no lab called {slug!r}.{course}", f"{suggestion}`lab list` shows every lab.")
     return load_lab(resources().lab_dir(slug) / "lab.toml")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from grader.errors import LabError, StageFailure, UsageProblem
 from grader.formats import FORMATS
 from grader.html_report import write_html
 from grader.labspec import LabSpec
+from grader.paths import write_atomically
 from grader.pipeline import Stages, calibrate, grade, prepared_service, terminate_on_sigterm
 from grader.processes import RunDirectory, port_is_free, reap_abandoned_runs
 from grader.providers import PROVIDERS, get_provider
@@ -127,6 +129,10 @@ def _check_workspace(slug: str | None) -> tuple[Workspace, LabSpec]:
         here = Path.cwd().resolve()
         if any((folder / MARKER_DIR / MARKER_FILE).exists() for folder in (here, *here.parents)):
             raise  # a damaged marker: not ours to overwrite
+        if not (here / "manage.py").is_file():
+            raise UsageProblem(f"{here} has no manage.py, so it is not a lab's project folder.",
+                               f"Run `lab check --lab {lab.slug}` in the folder that holds your project's manage.py."
+                               ) from None
         workspace = Workspace(here, lab.slug, lab.version)
         workspace.write_marker()
         return workspace, lab
@@ -134,6 +140,16 @@ def _check_workspace(slug: str | None) -> tuple[Workspace, LabSpec]:
         raise UsageProblem(f"{workspace.root} is a workspace of the {workspace.slug} lab, not of {lab.slug}.",
                            f"Run `lab check` there without --lab, or grade {lab.slug} in its own folder.")
     return workspace, lab
+
+
+def _writable_output(option: str, path: Path | None) -> None:
+    """Refuse an output file that could not be written before grading, not after it."""
+    if path is None:
+        return
+    folder = next((parent for parent in path.absolute().parents if parent.exists()), None)
+    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageProblem(f"{option} {path}: {folder} is not a folder this user can write in.",
+                           f"Give {option} a path in a folder you can write to.")
 
 
 @cli.command()
@@ -163,6 +179,8 @@ def check(obj: Context, provider: str | None, seed: int | None, time_limit: int 
     it also annotates the checks that do not pass and adds a job summary.
     """
     console = obj.console if output_format == "text" else Console(stderr=True, highlight=False, soft_wrap=True)
+    for option, path in (("--json", json_path), ("--junit", junit_path), ("--gradescope", gradescope_path)):
+        _writable_output(option, path)
     workspace, lab = _check_workspace(slug)
     lab = lab.with_limits(check_seconds=time_limit, request_seconds=request_timeout)
     if workspace.version != lab.version:
@@ -172,12 +190,12 @@ def check(obj: Context, provider: str | None, seed: int | None, time_limit: int 
     result = grade(lab, workspace.root, provider, seed, reporter, logs_dir=workspace.logs_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     payload = formats.to_json(result)
-    formats.write_atomically(workspace.results_dir / f"{stamp}-seed{result.seed}.json", payload)
+    write_atomically(workspace.results_dir / f"{stamp}-seed{result.seed}.json", payload)
     latest = workspace.results_dir / "latest.json"
-    formats.write_atomically(latest, payload)
+    write_atomically(latest, payload)
     for name, path in (("json", json_path), ("junit", junit_path), ("gradescope", gradescope_path)):
         if path is not None:
-            formats.write_atomically(path.absolute(), formats.render(result, name))
+            write_atomically(path.absolute(), formats.render(result, name))
     write_html(result, workspace.report_path)
     obj.progress.record_check(lab.slug, result.score, result.max_score, result.passed)
     print_summary(console, result, str(latest.relative_to(workspace.root)),

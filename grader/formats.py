@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -107,41 +107,54 @@ def to_json(result: RunResult) -> str:
 
 # --- junit --------------------------------------------------------------------------------------------
 
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")  # what XML 1.0 cannot hold
+
+
+def xml_text(text: str) -> str:
+    """`text` without the characters XML cannot carry (a terminal colour in a log, a NUL in a reply body)."""
+    return NOT_XML.sub("", text)
+
+
+def _element(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, {key: xml_text(str(value)) for key, value in attributes.items()})
+    if text is not None:
+        element.text = xml_text(text)
+    return element
+
+
 def to_junit(result: RunResult) -> str:
     """JUnit XML: <testsuites> holding one <testsuite> for the lab, a <testcase> per check."""
     counts = {"tests": len(result.checks), "failures": 0, "errors": 0, "skipped": 0}
     total_time = sum(result.stages.values())
     suite = ET.Element("testsuite", name=result.lab, timestamp=result.started_at, hostname=platform.node(),
                        time=f"{total_time:.3f}")
-    properties = ET.SubElement(suite, "properties")
+    properties = _element(suite, "properties")
     for name, value in (("lab_version", result.lab_version), ("provider", result.provider),
                         ("seed", result.seed), ("score", f"{result.score}/{result.max_score}"),
                         ("passed", str(result.passed).lower())):
-        ET.SubElement(properties, "property", name=name, value=str(value))
+        _element(properties, "property", name=name, value=str(value))
     classname = f"lab.{result.lab}"
     if result.stage_failure:
         counts["tests"] += 1
         counts["errors"] += 1
-        case = ET.SubElement(suite, "testcase", classname=classname, name=f"stage: {result.stage_failure.stage}",
-                             time="0.000")
-        error = ET.SubElement(case, "error", type="stage-failed", message=result.stage_failure.message)
-        error.text = stage_failure_text(result)
+        case = _element(suite, "testcase", classname=classname, name=f"stage: {result.stage_failure.stage}",
+                        time="0.000")
+        _element(case, "error", stage_failure_text(result), type="stage-failed", message=result.stage_failure.message)
     for check in result.checks:
-        case = ET.SubElement(suite, "testcase", classname=classname, name=check.id, time=f"{check.duration:.3f}")
+        case = _element(suite, "testcase", classname=classname, name=check.id, time=f"{check.duration:.3f}")
         text = check_text(result, check)
+        summary = f"{check.title}: {check.message}"
         if check.status in ("fail", "inconclusive"):
             counts["failures"] += 1
-            element = ET.SubElement(case, "failure", type=check.status, message=f"{check.title}: {check.message}")
-            element.text = text
+            _element(case, "failure", text, type=check.status, message=summary)
         elif check.status == "error":
             counts["errors"] += 1
-            element = ET.SubElement(case, "error", type="error", message=f"{check.title}: {check.message}")
-            element.text = text
+            _element(case, "error", text, type="error", message=summary)
         elif check.status == "skip":
             counts["skipped"] += 1
-            ET.SubElement(case, "skipped", message=check.message or "skipped")
+            _element(case, "skipped", message=check.message or "skipped")
         if check.status == "pass" and text:
-            ET.SubElement(case, "system-out").text = text
+            _element(case, "system-out", text)
     for key, value in counts.items():
         suite.set(key, str(value))
     root = ET.Element("testsuites", name="nexus-labs", tests=str(counts["tests"]), failures=str(counts["failures"]),
@@ -283,12 +296,3 @@ RENDERERS: dict[str, Callable[[RunResult], str]] = {
 
 def render(result: RunResult, name: str) -> str:
     return RENDERERS[name](result)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file beside it, so no reader sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)

@@ -23,7 +23,8 @@ from markupsafe import Markup, escape
 
 from grader import catalog
 from grader.errors import LabError
-from grader.formats import figure_value, verdict_text, write_atomically
+from grader.formats import figure_value, verdict_text
+from grader.paths import write_atomically
 from grader.resources import resources
 from grader.results import CheckResult, RunResult, figure_rows
 

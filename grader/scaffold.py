@@ -27,6 +27,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from grader.errors import UsageProblem
+from grader.paths import write_atomically
 from grader.resources import COURSE_LAYOUT, ROOT_VARIABLE, Resources, resources
 
 TEMPLATE_FOLDER = "new-lab"
@@ -199,7 +200,7 @@ def create_lab(slug: str, title: str | None = None, course: Resources | None = N
             for target in targets:
                 placement.move(target)
             placement.folder(index.parent)
-            _write_atomically(index, index_text)
+            write_atomically(index, index_text)
         except BaseException:
             placement.undo()
             raise
@@ -344,13 +345,3 @@ def with_index_row(index: str | None, slug: str) -> str:
             last += 1
         lines.insert(last + 1, row)
     return "\n".join(lines) + "\n"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: a reader sees the old file or the new one, never half of it."""
-    staged = path.with_name(f".{path.name}.lab-new")
-    try:
-        staged.write_text(text, encoding="utf-8")
-        os.replace(staged, path)
-    finally:
-        staged.unlink(missing_ok=True)

@@ -83,7 +83,9 @@ class Workspace:
                     raise UsageProblem(f"The workspace marker {marker} is damaged.",
                                        "Start the lab again in a new folder with `lab start SLUG --dir NEW_FOLDER`.") from None
         raise UsageProblem(f"{start} is not inside a lab workspace.",
-                           "Start a lab with `lab start SLUG` (see `lab list`), then run this inside its folder.")
+                           "Start a lab with `lab start SLUG` (see `lab list`), then run this inside its folder. "
+                           "A copy of a lab's project made otherwise (a clone of a course repository) becomes "
+                           "its workspace with `lab check --lab SLUG` in the folder with manage.py.")
 
     @classmethod
     def create(cls, lab: LabSpec, starter: Path, target: Path, force: bool = False) -> Workspace:

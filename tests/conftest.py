@@ -18,6 +18,9 @@ from click.testing import CliRunner
 from grader.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
+# The kit's tests are of the kit's labs: a course author's LAB_ROOT must not stand in for them, even in the
+# parametrisations made at collection, before any fixture runs.
+os.environ.pop("LAB_ROOT", None)
 
 
 @pytest.fixture(scope="session", autouse=True)

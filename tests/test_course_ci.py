@@ -249,8 +249,13 @@ def test_the_course_workflow_grades_on_push_with_service_containers_and_keeps_th
     assert installs and '"$LAB_KIT"' in installs[0]
     cache_dir = re.search(r'^echo "LAB_CACHE_DIR=\$RUNNER_TEMP/([\w-]+)" >>"\$GITHUB_ENV"$', installs[0], re.MULTILINE)
     calibrations = CalibrationCache().root.relative_to(paths.cache_dir())
-    assert uses(workflow, "grade", "actions/cache")[0]["with"]["path"] == \
+    restore, save = uses(workflow, "grade", "actions/cache/restore")[0], uses(workflow, "grade", "actions/cache/save")[0]
+    assert restore["with"]["path"] == save["with"]["path"] == \
         f"${{{{ runner.temp }}}}/{cache_dir[1]}/{calibrations}", "the cache keeps the kit's calibrations"
+    assert save["if"] == "always()", "a failing grade (the usual case) keeps the calibrations too"
+    assert save["with"]["key"] == f"${{{{ steps.{restore['id']}.outputs.cache-primary-key }}}}"
+    names = [s.get("name") for s in steps(workflow, "grade")]
+    assert names.index(restore["name"]) < names.index("Grade") < names.index(save["name"])
     grade = [c for c in every_lab_command() if c.where.startswith("github-grade.yml") and c.args[:1] == ["check"]]
     assert len(grade) == 1
     args = grade[0].args
@@ -524,6 +529,18 @@ def test_run_autograder_stops_a_grading_that_takes_too_long(autograder: Path, tm
     _done, results = run_autograder(autograder, LAB=str(hanging), GRADING_SECONDS="1")
     assert time.monotonic() - started < 20
     assert results["output"].startswith("This submission was not graded: grading took longer than 1 seconds")
+
+
+def test_run_autograder_never_takes_a_results_json_the_graded_code_wrote(autograder: Path, tmp_path: Path):
+    """Code under test runs as the autograder's user: a full-marks file it forges, then a killed grader, scores 0."""
+    results_file = autograder / "results" / "results.json"
+    forging = tmp_path / "lab"
+    forging.write_text(f"#!/bin/sh\necho '{{\"score\": 99.0, \"tests\": []}}' > '{results_file}'\nkill -TERM $$\n")
+    forging.chmod(0o755)
+    (autograder / "submission" / "manage.py").write_text("")
+    _done, results = run_autograder(autograder, LAB=str(forging))
+    assert results["score"] == 0.0
+    assert results["output"].startswith("This submission was not graded: lab check stopped unexpectedly (exit 143)")
 
 
 @pytest.mark.parametrize("case, expected", [

@@ -138,6 +138,17 @@ def test_the_junit_schema_accepts_what_pytest_writes(tmp_path: Path):
     assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (4, 1, 1, 1)
 
 
+def test_junit_drops_what_xml_cannot_carry():
+    result = a_result()
+    result.checks[1].message = "\x1b[31mred\x1b[0m and a NUL \x00 from a reply"
+    result.checks[1].evidence = {"body": "ok\x07\x0c"}
+    text = formats.to_junit(result)
+    JUNIT_XSD.validate(text)
+    failure = next(case for case in next(iter(JUnitXml.fromstring(text))) if case.name == "no-oversell").result[0]
+    assert failure.message.endswith(": [31mred[0m and a NUL  from a reply")
+    assert "body: ok" in failure.text
+
+
 def test_the_junit_schema_refuses_a_testcase_without_a_name():
     text = formats.to_junit(a_result()).replace('name="catalog"', "", 1)
     assert not JUNIT_XSD.is_valid(text)
@@ -215,8 +226,9 @@ def test_github_annotations_mark_each_check_that_does_not_pass():
 
 
 def test_annotation_escaping_survives_every_special_character():
-    [command] = parse_commands(formats.annotation("error", "a: b, c%", "50% done\r\nnext: line, two"))
-    assert (command["title"], command["message"]) == ("a: b, c%", "50% done\r\nnext: line, two")
+    title, message = "a: b, c% %3A", "50% done\r\nnext: line, two %0A literal %25"
+    [command] = parse_commands(formats.annotation("error", title, message))
+    assert (command["title"], command["message"]) == (title, message)
 
 
 def test_an_optional_check_is_a_warning_and_a_failed_stage_an_error():
@@ -286,3 +298,23 @@ def test_check_refuses_a_workspace_of_another_lab(start_lab):
     assert completed.returncode == 2
     assert (f"error: {workspace} is a workspace of the slow-queries lab, not of race-conditions.\n"
             "Run `lab check` there without --lab, or grade race-conditions in its own folder.") in completed.stderr
+
+
+def test_check_with_lab_wants_the_projects_folder(tmp_path: Path):
+    completed = lab("check", "--lab", "race-conditions", cwd=tmp_path)
+    assert completed.returncode == 2
+    assert (f"error: {tmp_path.resolve()} has no manage.py, so it is not a lab's project folder.\n"
+            "Run `lab check --lab race-conditions` in the folder that holds your project's manage.py.") \
+        in completed.stderr
+    assert not (tmp_path / ".lab").exists(), "no marker is left in a folder that is not a project"
+
+
+def test_an_output_file_that_cannot_be_written_is_refused_before_grading(start_lab):
+    workspace = start_lab("race-conditions")
+    blocker = workspace.parent / "not-a-folder"
+    blocker.write_text("")
+    completed = lab("check", "--junit", str(blocker / "junit.xml"), cwd=workspace)
+    assert completed.returncode == 2
+    assert (f"error: --junit {blocker / 'junit.xml'}: {blocker} is not a folder this user can write in.\n"
+            "Give --junit a path in a folder you can write to.") in completed.stderr
+    assert not (workspace / ".lab" / "results").exists(), "nothing was graded"

@@ -22,6 +22,8 @@ from grader.processes import RunDirectory
 from grader.providers import Services, TemplateRecipe
 from grader.runtime import LocalRuntime
 
+MAX_SLUG_IN_NAME = 32  # nl_tpl_ (7) + 32 + _ + 16 hex: 56 of PostgreSQL's 63 bytes
+
 
 class ExternalProvider:
     name = "external"
@@ -61,12 +63,13 @@ class ExternalProvider:
 
     @contextmanager
     def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:
-        template = f"nl_tpl_{lab.slug.replace('-', '_')}_{recipe.key[:16]}"
+        # PostgreSQL cuts names at 63 bytes: the slug is cut to keep the hash (and a building name) whole.
+        template = f"nl_tpl_{lab.slug.replace('-', '_')[:MAX_SLUG_IN_NAME]}_{recipe.key[:16]}"
         database = f"nl_run_{secrets.token_hex(6)}"
         with self._admin() as admin:
             exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,)).fetchone()
             if not exists:
-                building = f"{template}_building_{secrets.token_hex(3)}"
+                building = f"nl_bld_{recipe.key[:16]}_{secrets.token_hex(3)}"
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
                 try:
                     recipe.migrate(self._params(building), self._params(building), LocalRuntime(run))
