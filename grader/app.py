@@ -166,9 +166,7 @@ class LearnerApp:
             shutil.copytree(self.snapshot, snapshot, symlinks=True)
         env = self.environment(overlay, runtime, snapshot)
         if replica and runtime.name == "local":
-            home = self.run.path / f"home-{replica + 1}"
-            (home / "tmp").mkdir(parents=True)
-            env.update(HOME=str(home), TMPDIR=str(home / "tmp"))
+            env.update(runtime.home(f"home-{replica + 1}"))
         config = self._server_config(overlay, snapshot)
         for _attempt in range(3 if port is None else 1):
             listener = runtime.listener(port)
@@ -211,7 +209,7 @@ class LearnerApp:
                     return f"the server {trouble}"
             code = server.process.poll()
             if code is not None:
-                text = server.log.read_text(errors="replace") if server.log.exists() else ""
+                text = read_tail(server.log) if server.log.exists() else ""
                 if "Address already in use" in text:
                     return "port taken"
                 trouble = server.process.trouble()
@@ -265,7 +263,7 @@ class LearnerApp:
     def log_excerpt(self, log: Path, limit: int = 30) -> str:
         """What a learner needs from a log: its last traceback (else its tail), with paths as in their workspace."""
         try:
-            text = log.read_text(errors="replace")
+            text = read_tail(log)
         except OSError:
             return "(no log)"
         text = text.replace(f"{self.snapshot}{os.sep}", "").replace(str(self.run.path), "<run>")
@@ -303,6 +301,13 @@ class LearnerApp:
             trouble = handle.trouble()
             raise StageFailure(stage, f"{stage} failed (exit code {code})" + (f": it {trouble}" if trouble else ""),
                                self.log_excerpt(log), todo)
+
+
+def read_tail(log: Path, size: int = 256 * 1024) -> str:
+    """The last `size` bytes of a log as text: a server that printed without end is not read whole."""
+    with log.open("rb") as handle:
+        handle.seek(max(0, log.stat().st_size - size))
+        return handle.read().decode(errors="replace")
 
 
 def condense_traceback(lines: list[str], library_frames: int = 2) -> list[str]:

@@ -29,11 +29,12 @@ from grader.resources import resources
 from grader.results import RunResult, StageProblem, merge_records
 from grader.runner import run_checks
 from grader.runtime import Runtime
-from grader.workspace import code_files, copy_code
+from grader.workspace import code_files, copy_code, readable_by_all
 
 CALIBRATION_SEED = 20261201  # calibration runs use one seed, so they can be replayed
 LOG_NAMES = ("migrate.log", "seed.log", "server.log", "checks.log", "postgres.log", "redis.log",
              *(f"server-{replica}.log" for replica in range(2, 9)))
+LOG_CAP_BYTES = 1 << 20  # per log kept in .lab/logs: an app that prints without end must not fill the workspace
 
 
 class Reporter(Protocol):
@@ -115,6 +116,7 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
     with stages("snapshot"):
         snapshot = run.path / "app"
         copy_code(source, snapshot)
+        readable_by_all(snapshot)  # the learner's processes may run as another user, and only read it
     app = LearnerApp(lab, snapshot, run, grading=not demo)
     built: list[bool] = []
 
@@ -282,7 +284,21 @@ def _keep_logs(run_path: Path, logs_dir: Path) -> None:
         source = run_path / name
         target = logs_dir / name
         if source.is_file():
-            shutil.copyfile(source, target)
+            copy_capped(source, target)
         elif target.exists():
             target.unlink()
 
+
+def copy_capped(source: Path, target: Path, cap: int = LOG_CAP_BYTES) -> None:
+    """Copy a log, keeping at most `cap` bytes of it: its head and its tail, with a line that says what was cut."""
+    size = source.stat().st_size
+    if size <= cap:
+        shutil.copyfile(source, target)
+        return
+    head, tail = cap // 4, cap - cap // 4
+    with source.open("rb") as reading, target.open("wb") as writing:
+        writing.write(reading.read(head))
+        writing.write(f"\n[... {size - head - tail:,} bytes cut here by the grader: the log was {size:,} bytes, and "
+                      f".lab/logs keeps the first {head:,} and the last {tail:,} ...]\n".encode())
+        reading.seek(size - tail)
+        writing.write(reading.read(tail))

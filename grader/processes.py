@@ -1,8 +1,11 @@
 """Child processes of a run: started in their own session, recorded, and always stopped.
 
-Every process a run starts is written to `processes.jsonl` in its run directory
-(pid, start time, what it is), so that a later run can stop what a run killed
-with SIGKILL left behind (see `reap_abandoned_runs`).
+Every process a run starts is written to `processes.jsonl` in the run directory's
+private folder (pid, start time, what it is), so that a later run can stop what a
+run killed with SIGKILL left behind (see `reap_abandoned_runs`). The private folder
+(`.grader/`, mode 0700) also holds the owner record and the checks' context and
+working files: nothing the learner's code can reach (see grader/sandbox.py), and
+nothing read from it is trusted blindly.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUNS_ROOT_NAME = "nexus-labs-runs"
+PRIVATE = ".grader"  # the grader-only part of a run directory
 
 
 def runs_root() -> Path:
@@ -92,20 +96,35 @@ def stop_group(pid: int, grace: float = 5.0, sig: int = signal.SIGTERM) -> None:
 
 @dataclass
 class RunDirectory:
-    """A run's private folder: services' data, logs, the snapshot and the process records."""
+    """A run's folder: services' data, logs, the snapshot, the learner's HOME, and a private part for the grader."""
 
     path: Path
+    app_uid: int | None = None  # the uid of the learner's processes, when the grader is root
 
     @classmethod
     def create(cls) -> RunDirectory:
-        path = Path(tempfile.mkdtemp(prefix="run-", dir=runs_root()))
+        from grader.sandbox import claim_app_uid
+
+        root = runs_root()
+        path = Path(tempfile.mkdtemp(prefix="run-", dir=root))
         path.chmod(0o711)
-        (path / "owner.json").write_text(json.dumps({"pid": os.getpid(), "start": process_start_time(os.getpid())}))
-        return cls(path)
+        (path / PRIVATE).mkdir(mode=0o700)
+        run = cls(path)
+        owner = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+        _write_json(run.private / "owner.json", owner)
+        if os.geteuid() == 0:
+            run.app_uid = claim_app_uid(root, path.name)
+            _write_json(run.private / "owner.json", {**owner, "app_uid": run.app_uid})
+        return run
+
+    @property
+    def private(self) -> Path:
+        """The grader's own files of this run: the learner's processes can neither read nor write them."""
+        return self.path / PRIVATE
 
     @property
     def records(self) -> Path:
-        return self.path / "processes.jsonl"
+        return self.private / "processes.jsonl"
 
     def spawn(self, name: str, command: list[str], *, log: Path, **popen_kwargs) -> subprocess.Popen:
         """Start a child in its own session, logging to `log`, and record it."""
@@ -119,36 +138,68 @@ class RunDirectory:
         return process
 
     def stop_all(self) -> None:
-        """Stop every recorded process that is still running, the latest first (the server before its database)."""
+        """Stop every recorded process that is still running, the latest first (the server before its database),
+        then kill whatever the learner's code started and detached (a new session, a double fork)."""
+        from grader.sandbox import kill_run_processes
+
         for record in reversed(_read_records(self.records)):
-            if pid_alive(record["pid"], record.get("start")):
+            if pid_alive(record["pid"], record["start"]):
                 stop_group(record["pid"], grace=3.0)
+        kill_run_processes(self.path, self.app_uid)
 
     def remove(self) -> None:
+        from grader.sandbox import release_app_uid
+
         self.stop_all()
         shutil.rmtree(self.path, ignore_errors=True)
+        if self.app_uid is not None:
+            release_app_uid(self.path.parent, self.app_uid)
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.write_text(json.dumps(value))
 
 
 def _read_records(path: Path) -> list[dict]:
+    """The process records that are well formed (a pid above 1 and its start time); anything else is skipped."""
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(errors="replace").splitlines()
     except OSError:
         return []
-    return [json.loads(line) for line in lines if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if (isinstance(record, dict) and isinstance(record.get("pid"), int) and record["pid"] > 1
+                and isinstance(record.get("start"), str)):
+            records.append(record)
+    return records
+
+
+def _read_owner(run: Path) -> dict | None:
+    """A run's owner record (pid, start time, the learner's uid), or None when it is missing or malformed."""
+    try:
+        owner = json.loads((run / PRIVATE / "owner.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
+        return None
+    uid = owner.get("app_uid")
+    return {"pid": owner["pid"], "start": owner.get("start") if isinstance(owner.get("start"), str) else None,
+            "app_uid": uid if isinstance(uid, int) and not isinstance(uid, bool) else None}
 
 
 def reap_abandoned_runs() -> list[Path]:
     """Stop the processes and remove the folders of runs whose grader is gone (killed with -9)."""
     reaped = []
     for run in sorted(runs_root().glob("run-*")):
-        try:
-            owner = json.loads((run / "owner.json").read_text())
-        except (OSError, ValueError):
-            owner = None
-        if owner and pid_alive(owner["pid"], owner.get("start")):
+        owner = _read_owner(run)
+        if owner and pid_alive(owner["pid"], owner["start"]):
             continue
         if owner is None and time.time() - run.stat().st_mtime < 60:
             continue  # still being created by a run that has not written its owner yet
-        RunDirectory(run).remove()
+        RunDirectory(run, app_uid=owner["app_uid"] if owner else None).remove()
         reaped.append(run)
     return reaped

@@ -2,14 +2,15 @@
 
 Loaded with `-p grader.pytest_plugin` in the hidden-checks subprocess. It reads
 the run context (`--lab-context`), orders the checks as lab.toml declares them,
-skips a check whose dependency did not pass, and appends one record per check to
-the results file as soon as the check ends, so a run cut short still reports
+skips a check whose dependency did not pass, and writes one record per check to
+the results pipe as soon as the check ends, so a run cut short still reports
 what it finished.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from pathlib import Path
@@ -24,6 +25,8 @@ _KEY = pytest.StashKey[dict[str, Any]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--lab-context", required=True, help="the run context JSON written by the grader")
+    parser.addoption("--lab-results-fd", required=True, type=int,
+                     help="the pipe (a file descriptor the grader passed) that takes one JSON line per record")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "status": {},            # check id -> status of the checks finished so far
         "started": {},
         "figures": {},           # check id -> the figures it measured, for the report
-        "results": Path(context["results_path"]),
+        "results": os.fdopen(config.getoption("--lab-results-fd"), "w", encoding="utf-8", closefd=False),
     }
 
 
@@ -48,9 +51,9 @@ def _check_id(item: pytest.Item) -> str | None:
 
 
 def _append(config: pytest.Config, line: dict[str, Any]) -> None:
-    with _state(config)["results"].open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(line, default=str) + "\n")
-        handle.flush()
+    handle = _state(config)["results"]
+    handle.write(json.dumps(line, default=str) + "\n")
+    handle.flush()
 
 
 def _write(config: pytest.Config, record: dict[str, Any]) -> None:

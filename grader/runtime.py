@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from grader.processes import RunDirectory, free_port, stop_group
+from grader.errors import EnvironmentProblem
+from grader.paths import state_dir
+from grader.processes import RunDirectory, free_port, runs_root, stop_group
+from grader.providers.binaries import readable_by_others
+from grader.sandbox import Confinement, chown_for_app, python_paths, sandbox_mode
 
 
 class PortTaken(Exception):
@@ -73,7 +77,8 @@ class LocalHandle:
 
 
 class LocalRuntime:
-    """Child processes of the grader, in their own sessions, recorded in the run directory."""
+    """Child processes of the grader, in their own sessions, recorded in the run directory and confined by the
+    machine's sandbox (grader/sandbox.py): they see their project, their HOME and nothing of the grader's."""
 
     name = "local"
     python = sys.executable
@@ -81,10 +86,30 @@ class LocalRuntime:
 
     def __init__(self, run: RunDirectory):
         self.run = run
+        self.confinement = Confinement(sandbox_mode(), run.app_uid, hidden=(runs_root(), state_dir()))
+        if self.confinement.mode.name == "user":
+            unreachable = [path for path in python_paths() if not readable_by_others(path)]
+            if unreachable:
+                raise EnvironmentProblem(
+                    f"The grader runs as root, so your code runs as an unprivileged user, who cannot reach the "
+                    f"Python it needs ({unreachable[0]}), and bubblewrap, which would show it, is missing.",
+                    "Install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`), or install the kit with a "
+                    "Python every user can read (e.g. /usr/bin/python3 or /opt), or grade as a normal user.")
+        self.default_home = self.home("home")
+
+    def home(self, name: str) -> dict[str, str]:
+        """A fresh HOME (with its TMPDIR) in the run directory that only the learner's processes may write."""
+        home = self.run.path / name
+        if not home.is_dir():
+            (home / "tmp").mkdir(parents=True)
+            for folder in (home, home / "tmp"):
+                chown_for_app(folder, self.confinement)
+                folder.chmod(0o700)
+        return {"HOME": str(home), "TMPDIR": str(home / "tmp")}
 
     def environment(self) -> dict[str, str]:
         env = {key: os.environ[key] for key in self.KEEP if key in os.environ}
-        env["HOME"] = str(self.run.path)
+        env.update(self.default_home)
         return env
 
     def listener(self, port: int | None) -> Listener:
@@ -94,4 +119,9 @@ class LocalRuntime:
     def start(self, name: str, command: list[str], *, log: Path, cwd: Path, env: dict[str, str],
               inputs: tuple[Path, ...] = (), outputs: tuple[Path, ...] = (),
               listener: Listener | None = None) -> LocalHandle:
-        return LocalHandle(self.run.spawn(name, command, log=log, cwd=cwd, env=env))
+        for output in outputs:  # written by the learner's user: made for it beforehand
+            output.unlink(missing_ok=True)
+            output.touch(mode=0o600)
+            chown_for_app(output, self.confinement)
+        command = self.confinement.wrap(command, cwd=cwd, readable=inputs, writable=(Path(env["HOME"]), *outputs))
+        return LocalHandle(self.run.spawn(name, command, log=log, cwd=cwd, env=env, **self.confinement.popen_kwargs()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,6 +41,16 @@ def copy_code(source: Path, target: Path) -> None:
     """Copy the learner-relevant files of `source` into `target` (which may exist)."""
     shutil.copytree(source, target, ignore=lambda _dir, names: [n for n in names if ignored(n)],
                     dirs_exist_ok=True)
+
+
+def readable_by_all(root: Path) -> None:
+    """Let every user read the files and enter the folders under `root` (a snapshot the grader made)."""
+    for folder, _dirs, files in os.walk(root):
+        os.chmod(folder, os.stat(folder).st_mode | 0o555)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode | 0o444)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -120,6 +121,28 @@ def no_leftovers():
         time.sleep(0.1)
     assert not run_dirs() - dirs_before, "a run directory was left behind"
     assert not run_processes() - pids_before, "a process of the run was left running"
+
+
+@functools.cache
+def docker_unavailable() -> str:
+    """Why the container tests cannot run here, or "" when they can; an error where LAB_REQUIRE_DOCKER is set."""
+    import docker
+
+    from grader.images import image_set, missing
+    from grader.providers import engine_answers
+
+    answers, engine = engine_answers()
+    why = "" if answers else f"no Docker engine answers: {engine}"
+    if answers:
+        client = docker.from_env()
+        try:
+            absent = missing(client, image_set())
+        finally:
+            client.close()
+        why = f"the engine lacks the images {', '.join(absent)} (`lab images build`)" if absent else ""
+    if why and os.environ.get("LAB_REQUIRE_DOCKER"):
+        raise RuntimeError(f"LAB_REQUIRE_DOCKER is set but the container tests cannot run: {why}")
+    return why
 
 
 def overlay(fixture: Path, workspace: Path) -> dict:

@@ -20,31 +20,13 @@ import docker
 import pytest
 
 from grader import catalog
-from grader.images import image_set, missing
 from grader.labspec import load_lab
-from grader.providers import engine_answers
 from grader.providers.containers import LABEL_RUNS
 from grader.resources import resources
 
-from conftest import FIXTURES, as_at_a_terminal, overlay
+from conftest import FIXTURES, as_at_a_terminal, docker_unavailable, overlay
 
-
-def _why_not() -> str:
-    """Why the container tests cannot run here, or "" when they can."""
-    answers, engine = engine_answers()
-    if not answers:
-        return f"no Docker engine answers: {engine}"
-    client = docker.from_env()
-    try:
-        absent = missing(client, image_set())
-    finally:
-        client.close()
-    return f"the engine lacks the images {', '.join(absent)} (`lab images build`)" if absent else ""
-
-
-WHY_NOT = _why_not()
-if WHY_NOT and os.environ.get("LAB_REQUIRE_DOCKER"):
-    raise RuntimeError(f"LAB_REQUIRE_DOCKER is set but the container tests cannot run: {WHY_NOT}")
+WHY_NOT = docker_unavailable()
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT)]
 LAB = load_lab(resources().lab_dir("race-conditions") / "lab.toml")
 SOLUTION = resources().solution_dir("race-conditions")

@@ -21,6 +21,7 @@ from grader.labspec import LabSpec
 from grader.processes import RunDirectory
 from grader.providers import Services, TemplateRecipe
 from grader.runtime import LocalRuntime
+from grader.sandbox import sandbox_description
 
 MAX_SLUG_IN_NAME = 32  # nl_tpl_ (7) + 32 + _ + 16 hex: 56 of PostgreSQL's 63 bytes
 
@@ -52,7 +53,7 @@ class ExternalProvider:
 
     def servers(self) -> dict[str, str]:
         return {"postgres": f"LAB_DATABASE_URL ({self.server['host']}:{self.server['port']})",
-                "redis": "LAB_REDIS_URL"}
+                "redis": "LAB_REDIS_URL", "app": sandbox_description()}
 
     def _admin(self) -> psycopg.Connection:
         try:

@@ -15,6 +15,7 @@ from grader.providers import Services, TemplateRecipe
 from grader.providers.postgres import PostgresServer, find_postgres, initdb
 from grader.providers.redis import RedisServer, find_redis_server
 from grader.runtime import LocalRuntime
+from grader.sandbox import sandbox_description
 
 TEMPLATE_DB = "lab"
 
@@ -31,7 +32,8 @@ class LocalProvider:
     def servers(self) -> dict[str, str]:
         return {"postgres": f"PostgreSQL {self.postgres.version} from {self.postgres.source} ({self.postgres.bindir})",
                 "redis": f"redis-server {self.redis_server.version} from {self.redis_server.source} "
-                         f"({self.redis_server.path})"}
+                         f"({self.redis_server.path})",
+                "app": sandbox_description()}
 
     @contextmanager
     def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:

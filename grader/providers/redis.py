@@ -1,16 +1,25 @@
-"""A throwaway Redis server as a child process on a free loopback port."""
+"""A throwaway Redis server as a child process on a free loopback port.
+
+Like PostgreSQL, it runs as the `postgres` user (or `nobody`) when the grader is root: a client may
+move its dump folder (CONFIG SET dir) and save, and that must never write a file as root.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import redis
 
 from grader.errors import EnvironmentProblem
 from grader.processes import RunDirectory, free_port, stop_group
 from grader.providers import binaries
-from grader.providers.postgres import tail
+from grader.providers.postgres import _as_server_user, _chown_tree, server_user, tail
 
 
 def find_redis_server() -> binaries.Candidate:
@@ -25,7 +34,23 @@ def find_redis_server() -> binaries.Candidate:
             "anywhere: `pip install 'nexus-labs[embedded]'`), set LAB_REDIS_SERVER to its path, "
             "or grade with --provider external. `lab doctor` shows what was found.",
         )
+    if chosen.packaged and server_user() is not None and not binaries.readable_by_others(chosen.path):
+        chosen = dataclasses.replace(chosen, path=_staged_copy(chosen.path))
     return chosen
+
+
+def _staged_copy(binary: Path) -> Path:
+    """A world-readable copy of a packaged redis-server the server's user can run (a venv under /root is not)."""
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:12]
+    parent = Path(tempfile.gettempdir()) / "nexus-labs-binaries"
+    parent.mkdir(mode=0o755, exist_ok=True)
+    target = parent / f"redis-server-{digest}"
+    if not target.is_file():
+        staged = Path(tempfile.mkstemp(prefix=".staging-", dir=parent)[1])
+        shutil.copyfile(binary, staged)
+        staged.chmod(0o755)
+        staged.replace(target)
+    return target
 
 
 class RedisServer:
@@ -50,11 +75,15 @@ class RedisServer:
         self.stop()
 
     def start(self) -> None:
+        user = server_user()
+        folder = self.run.path / f"{self.name}-data"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        _chown_tree(folder, user)
         for _attempt in range(3):
             self.port = free_port()
             command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                       "--appendonly", "no", "--daemonize", "no", "--dir", str(self.run.path)]
-            self.process = self.run.spawn(self.name, command, log=self.log)
+                       "--appendonly", "no", "--daemonize", "no", "--dir", str(folder)]
+            self.process = self.run.spawn(self.name, command, log=self.log, cwd=folder, **_as_server_user(user))
             if self._wait_ready():
                 return
             self.stop()
