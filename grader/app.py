@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from grader import dataset
 from grader.errors import StageFailure
+from grader.faults import failed_migration, learner_processes, stack_dumps
 from grader.labspec import LabSpec
 from grader.processes import RunDirectory
 from grader.providers import Services
@@ -186,6 +187,8 @@ class LearnerApp:
             outcome = self._wait_ready(running)
             if outcome == "ready":
                 return running
+            if outcome.startswith("the server did not answer"):
+                outcome += self._where_stuck(log)
             handle.stop(grace=3.0)
             if outcome != "port taken":
                 break
@@ -253,7 +256,10 @@ class LearnerApp:
         lines = ["# Written by the grader for this run.", f"workers = {server.workers}", f"threads = {server.threads}",
                  # Idle kept-alive connections stay open longer than a check pauses, so that a client never
                  # sends on a connection the server is closing (a request lost to the race, not to the app).
-                 "keepalive = 75"]
+                 "keepalive = 75",
+                 # Stacks on request (faults.STACK_SIGNAL), in the master too: it loads no overlay.
+                 "import faulthandler, signal",
+                 "hasattr(signal, 'SIGPWR') and faulthandler.register(signal.SIGPWR, all_threads=True)"]
         if server.project_config and (snapshot / SERVER_CONFIG).is_file():
             lines += [PROJECT_SERVER_CONFIG.format(path=str(snapshot / SERVER_CONFIG), **asdict(SERVER_BOUNDS))]
         path = overlay / f"server-{snapshot.name}.conf.py"
@@ -293,14 +299,29 @@ class LearnerApp:
         try:
             code = handle.wait(timeout=self.lab.limits.startup_seconds)
         except subprocess.TimeoutExpired:
-            raise StageFailure(stage, f"{stage} did not finish within {self.lab.limits.startup_seconds} s",
-                               self.log_excerpt(log), todo) from None
+            raise StageFailure(stage, f"{stage} did not finish within {self.lab.limits.startup_seconds} s"
+                               + self._where_stuck(log), self.log_excerpt(log), todo) from None
         finally:
             handle.stop(grace=2.0)
         if code != 0:
             trouble = handle.trouble()
-            raise StageFailure(stage, f"{stage} failed (exit code {code})" + (f": it {trouble}" if trouble else ""),
+            migration = failed_migration(log) if stage == "migrate" else None
+            raise StageFailure(stage, f"{stage} failed (exit code {code})" + (f": it {trouble}" if trouble else "")
+                               + (f" while applying the migration {migration}" if migration else ""),
                                self.log_excerpt(log), todo)
+
+    def _where_stuck(self, log: Path) -> str:
+        """Where the stage's Python processes are stuck (their stacks), as words to add to its failure."""
+        dumps = stack_dumps(learner_processes(self.run.path, self.run.app_uid), log)
+        frames = [[line.strip() for line in dump.splitlines() if line.startswith("  File ")] for dump in dumps]
+        mine = [[frame for frame in stack if f"{self.snapshot}{os.sep}" in frame] for stack in frames]
+        shown = next((stack for stack in mine if stack), None) or next((stack for stack in frames if stack), None)
+        if not shown:
+            return ""
+        shown = shown[:3]  # the innermost first
+        return (", and its log says nothing of why. Its Python processes were busy at: "
+                + "; ".join(frame.replace(f"{self.snapshot}{os.sep}", "") for frame in shown)
+                + " (an endless loop, or a call that never returns, as the project loads?)")
 
 
 def read_tail(log: Path, size: int = 256 * 1024) -> str:

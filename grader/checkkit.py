@@ -183,6 +183,10 @@ class Client:
             connection.request(call.method, call.path, body=payload, headers=headers)
             response = connection.getresponse()
             raw = response.read().decode("utf-8", "replace")
+        except TimeoutError:
+            return Reply(call.method, call.path, None, elapsed=time.perf_counter() - started,
+                         error=f"timed out: no answer within the request limit of {connection.timeout:g} s; the view "
+                               "may hang (a lock never released, a deadlock, an endless loop, a call that never returns)")
         except (OSError, http.client.HTTPException) as exc:
             return Reply(call.method, call.path, None, error=f"{type(exc).__name__}: {exc}",
                          elapsed=time.perf_counter() - started)

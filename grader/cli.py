@@ -158,6 +158,8 @@ def _writable_output(option: str, path: Path | None) -> None:
 @click.option("--time-limit", type=click.IntRange(min=10), help="Seconds for the whole check (default: the lab's).")
 @click.option("--request-timeout", type=click.IntRange(min=1),
               help="Seconds one request of a check may take (default: the lab's).")
+@click.option("--startup-timeout", type=click.IntRange(min=5),
+              help="Seconds migrate, seed and the server each get to start (default: the lab's).")
 @click.option("--lab", "slug", metavar="SLUG",
               help="Grade this folder as SLUG's workspace even if `lab start` did not make it (a repository in CI, "
                    "a course platform's submission).")
@@ -171,7 +173,7 @@ def _writable_output(option: str, path: Path | None) -> None:
               help="Also write Gradescope's results.json to this file.")
 @click.pass_obj
 def check(obj: Context, provider: str | None, seed: int | None, time_limit: int | None, request_timeout: int | None,
-          slug: str | None, output_format: str, json_path: Path | None, junit_path: Path | None,
+          startup_timeout: int | None, slug: str | None, output_format: str, json_path: Path | None, junit_path: Path | None,
           gradescope_path: Path | None) -> None:
     """Grade the workspace you are in: hidden checks against your running service.
 
@@ -182,7 +184,7 @@ def check(obj: Context, provider: str | None, seed: int | None, time_limit: int 
     for option, path in (("--json", json_path), ("--junit", junit_path), ("--gradescope", gradescope_path)):
         _writable_output(option, path)
     workspace, lab = _check_workspace(slug)
-    lab = lab.with_limits(check_seconds=time_limit, request_seconds=request_timeout)
+    lab = lab.with_limits(check_seconds=time_limit, request_seconds=request_timeout, startup_seconds=startup_timeout)
     if workspace.version != lab.version:
         console.print(f"[yellow]note:[/yellow] this workspace was started from version {workspace.version} of "
                       f"the lab; the checks are version {lab.version}.")

@@ -141,12 +141,14 @@ class LabSpec:
     def max_score(self) -> int:
         return sum(check.weight for check in self.checks)
 
-    def with_limits(self, check_seconds: int | None = None, request_seconds: int | None = None) -> LabSpec:
+    def with_limits(self, check_seconds: int | None = None, request_seconds: int | None = None,
+                    startup_seconds: int | None = None) -> LabSpec:
         """This lab with some time limits replaced (None keeps lab.toml's)."""
         return replace(self, limits=replace(
             self.limits,
             check_seconds=check_seconds or self.limits.check_seconds,
             request_seconds=request_seconds or self.limits.request_seconds,
+            startup_seconds=startup_seconds or self.limits.startup_seconds,
         ))
 
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from grader.app import LearnerApp, RunningServer
 from grader.calibration import Calibration, CalibrationCache, machine_description
 from grader.errors import EnvironmentProblem, StageFailure
+from grader.faults import BROKE_DATABASE_HINT, service_faults, table_baseline
 from grader.labspec import LabSpec
 from grader.processes import RunDirectory, reap_abandoned_runs
 from grader.providers import Provider, Services, TemplateRecipe, get_provider
@@ -99,6 +100,8 @@ class Prepared:
     replicas: list[RunningServer]  # one server for most labs
     manifest: Any
     template: str
+    app: LearnerApp
+    tables: dict[str, bool]  # the lab's tables once seeded, and whether each holds rows
 
     @property
     def server(self) -> RunningServer:
@@ -130,10 +133,11 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
             services = stack.enter_context(provider.provision(lab, run, TemplateRecipe(app.migration_key(), migrate)))
         with stages("seed"):
             manifest = app.seed(services, seed, demo=demo)
+            tables = table_baseline(services.database)
         with stages("serve"):
             replicas = app.serve_replicas(services, port=port)
         try:
-            yield Prepared(services, replicas, manifest, "built" if built else "cached")
+            yield Prepared(services, replicas, manifest, "built" if built else "cached", app, tables)
         finally:
             run.stop_all()  # the server first, while the databases are still up
 
@@ -246,9 +250,10 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
                                    "request_seconds": lab.limits.request_seconds,
                                    "server": {"workers": lab.server.workers, "threads": lab.server.threads},
                                    "load": _load_context(lab), "calibrating": calibrating,
-                                   "app_settings": dict(lab.app_overrides),
+                                   "app_settings": dict(lab.app_overrides), "tables": prepared.tables,
                                    "reference": calibrated.reference if calibrated else None}
                         records, missing = run_checks(lab, run, context, deadline, reporter.record, reporter.progress)
+                        failure = broken_services(prepared)
                     reporter.stage("teardown")
                     teardown_started = time.perf_counter()
             except StageFailure as exc:
@@ -266,6 +271,15 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
         stages=stages.durations, checks=merge_records(lab, records, missing), stage_failure=failure,
         template=template, servers=provider.servers(), calibration=calibrated,
     )
+
+
+def broken_services(prepared: Prepared) -> StageProblem | None:
+    """The services the app broke during the checks (PostgreSQL or Redis down, the lab's tables gone), if any."""
+    faults = service_faults(prepared.services.database, prepared.services.redis_url, prepared.tables, emptied=False)
+    if not faults:
+        return None
+    return StageProblem("checks", "your service broke its database during the checks: " + "; ".join(faults),
+                        prepared.app.log_excerpt(prepared.server.log), BROKE_DATABASE_HINT)
 
 
 def _load_context(lab: LabSpec) -> dict[str, Any] | None:

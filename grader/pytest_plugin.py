@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from grader.checkkit import Client, Database, Expect, Failure, Inconclusive, LabContext, LoadCheck
+from grader.faults import BROKE_DATABASE_HINT, service_faults
 
 _KEY = pytest.StashKey[dict[str, Any]]()
 
@@ -120,10 +121,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         record.update(status="inconclusive", message=error.rationale, evidence=error.evidence)
     elif isinstance(error, AssertionError) and report.when == "call":
         record.update(status="fail", message=str(error).strip().splitlines()[0] if str(error).strip() else "assertion failed")
+    elif faults := _service_faults(state["context"]):
+        record.update(status="fail", message="your service broke its database: " + "; ".join(faults),
+                      evidence={"error": f"{type(error).__name__}: {error}"}, hint=BROKE_DATABASE_HINT)
     else:
         record.update(status="error", message=f"the check itself broke: {type(error).__name__}: {error}",
                       evidence={"traceback": "".join(traceback.format_exception(error)) if error else str(report.longrepr)})
     _write(item.config, record)
+
+
+def _service_faults(context: dict[str, Any]) -> list[str]:
+    """Why a check broke, when the cause is the service's: its database or Redis broken or gone."""
+    try:
+        return service_faults(context["database"], context.get("redis_url"), context.get("tables"))
+    except Exception:  # noqa: BLE001 - a diagnosis that fails says nothing; the check's own error stands
+        return []
 
 
 @pytest.fixture(scope="session")

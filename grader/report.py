@@ -90,8 +90,9 @@ def print_summary(console: Console, result: RunResult, results_path: str | None 
         if problem.todo:
             console.print(f"[bold]What to try:[/bold] {escape(problem.todo)}")
         console.print()
-        console.print(f"[yellow]All {len(result.checks)} checks were skipped:[/yellow] they need a running service.")
-    for check in ([] if result.stage_failure else result.checks):
+        if problem.stage != "checks":
+            console.print(f"[yellow]All {len(result.checks)} checks were skipped:[/yellow] they need a running service.")
+    for check in ([] if result.stage_failure and result.stage_failure.stage != "checks" else result.checks):
         console.print(Text.assemble(
             (f"  {LABEL[check.status]:<5} ", STYLE[check.status] + " bold"), (check.id, "bold"), f"  {check.title}",
         ))

@@ -41,7 +41,8 @@ def figure_rows(check_id: str, yours: dict[str, Any], calibration: Calibration |
 
 @dataclass
 class StageProblem:
-    """A stage of the pipeline that failed because of the learner's code."""
+    """A stage of the pipeline that failed because of the learner's code (`checks`: the service broke what the
+    checks run against, e.g. its database, and the checks' verdicts are kept beside it)."""
 
     stage: str
     message: str
@@ -73,8 +74,8 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        """True when every required check passes: the exit code 0 condition."""
-        return all(check.passed for check in self.checks if check.required)
+        """True when every required check passes and no stage failed: the exit code 0 condition."""
+        return self.stage_failure is None and all(check.passed for check in self.checks if check.required)
 
     def statuses(self) -> dict[str, str]:
         return {check.id: check.status for check in self.checks}

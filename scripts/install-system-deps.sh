@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the servers the local provider runs, from Debian/Ubuntu packages, when they are missing.
+# Install the servers the local provider runs and the sandbox it runs learners' code in (bubblewrap), from
+# Debian/Ubuntu packages, when they are missing.
 # --browser: Chromium too, for the test that renders the HTML report (`make test`; learners need none).
 set -euo pipefail
 browser=false
@@ -13,6 +14,8 @@ done
 command -v initdb >/dev/null 2>&1 && pg_found="${pg_found:-$(dirname "$(command -v initdb)")}"
 [ -n "$pg_found" ] || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+# bubblewrap confines the learner's code (grader/sandbox.py); as root it is what shows that code its Python.
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 if $browser; then
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 fi

@@ -29,6 +29,7 @@ def test_broken_code_names_the_failed_stage(case: str, run_lab, workspace: Path,
     failure = report["stage_failure"]
     assert failure["stage"] in variant["stage"].split("|"), failure
     assert variant["log_contains"] in failure["log_tail"]
+    assert variant.get("message_contains", "") in failure["message"]
     assert failure["todo"]
     assert f"The {failure['stage']} stage failed:" in result.output
     assert variant["log_contains"] in result.output
@@ -50,6 +51,7 @@ def test_a_hanging_view_fails_on_the_request_time_out_within_the_time_limit(run_
     assert result.exit_code == 1, result.output
     statuses = {check["id"]: check for check in latest(workspace)["checks"]}
     assert statuses["product-detail"]["status"] == "fail"
-    assert "timed out" in statuses["product-detail"]["message"]
+    assert "timed out: no answer within the request limit of 2 s; the view may hang" in \
+        statuses["product-detail"]["message"]
     # The time limit covers the whole run; teardown may add a few seconds after it.
     assert elapsed < time_limit + 10, f"took {elapsed:.1f}s with a {time_limit}s limit"

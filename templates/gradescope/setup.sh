@@ -15,7 +15,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "PostgreSQL, redis-server and Python from Ubuntu's packages"
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends postgresql redis-server python3 python3-venv ca-certificates
+apt-get install -y -qq --no-install-recommends postgresql redis-server bubblewrap python3 python3-venv ca-certificates
 
 recent_enough() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
 
