@@ -254,7 +254,7 @@ class Confinement:
         if self.app_uid is not None:
             arguments += ["setpriv", f"--reuid={self.app_uid}", f"--regid={self.app_uid}", "--clear-groups",
                           "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-        return arguments + command
+        return [*arguments, "env", "-u", "PWD", *command]  # bubblewrap sets PWD; the environment stays the grader's
 
 
 @cache

@@ -26,7 +26,7 @@ def test_a_bwrap_command_hides_tmp_and_the_grader_and_shows_only_what_the_comman
     assert "--unshare-pid" in command and "--die-with-parent" in command and "--new-session" in command
     assert command[command.index("--") + 1:] == [
         "setpriv", "--reuid=61234", "--regid=61234", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
-        "--no-new-privs", "python", "-m", "gunicorn"]
+        "--no-new-privs", "env", "-u", "PWD", "python", "-m", "gunicorn"]
     assert f"--perms 0755 --tmpfs {state}" in text  # the grader's state: an empty folder to the command
     assert "not-there" not in text and f"--tmpfs {tmp_path} " not in text  # already under /tmp's mask
     for path in python_paths():  # the interpreter stays visible even where a mask covers it

@@ -14,24 +14,25 @@ pytestmark = pytest.mark.slow
 LAB = load_lab(resources().lab_dir("race-conditions") / "lab.toml")
 EXPECTED = {check_id: "fail" if check_id in LAB.starter_fails else "pass" for check_id in LAB.check_ids}
 # What the learner's processes may see: what Python and Django need, and the overlay's place on sys.path.
-APP_ENVIRONMENT = {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "PYTHONPATH", "DJANGO_SETTINGS_MODULE",
+APP_ENVIRONMENT = {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR", "PYTHONPATH", "DJANGO_SETTINGS_MODULE",
                    "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "SERVER_SOFTWARE"}
 
 FORGE_VERDICTS = '''
 import json, os, sys
-open(os.path.join({probes!r}, "{name}-%d.txt" % os.getpid()), "w").write(" ".join(sys.argv))
+print("probe:{name}:" + json.dumps(sys.argv), file=sys.stderr, flush=True)
 if "--lab-context" in sys.argv:  # in the grader's check runner: write passing verdicts for every check
     context = json.load(open(sys.argv[sys.argv.index("--lab-context") + 1]))
-    with open(context["results_path"], "a") as results:
+    with open(context.get("results_path") or os.devnull, "a") as results:
         for check in context["checks"]:
             results.write(json.dumps({{"id": check["id"], "status": "pass", "message": "forged"}}) + "\\n")
 '''
 
 PROBE_ENVIRONMENT = '''
 
-# Looking for signs of the grader: dump the environment this process sees.
+# Looking for signs of the grader: show the environment this process sees.
 import json as _json
-_json.dump(dict(os.environ), open(os.path.join({probes!r}, "env-%d.json" % os.getpid()), "w"))
+import sys as _sys
+print("probe:env:" + _json.dumps(dict(os.environ)), file=_sys.stderr, flush=True)
 if os.environ.get("CI") or any(key.startswith("LAB_") for key in os.environ):
     raise SystemExit("graded: behave")  # a learner's code must never be able to tell
 '''
@@ -71,16 +72,15 @@ def verdicts(workspace: Path) -> dict[str, dict]:
     return {check["id"]: check for check in result["checks"]}
 
 
-def test_start_up_hooks_and_grader_probes_change_no_verdict(run_lab, workspace: Path, tmp_path: Path, monkeypatch):
-    probes = tmp_path / "probes"
-    probes.mkdir()
+def test_start_up_hooks_and_grader_probes_change_no_verdict(run_lab, workspace: Path, monkeypatch):
+    """The planted hooks print what they saw to the processes' logs (the sandbox lets them write nowhere the
+    test could read), and .lab/logs keeps those logs."""
     for name in ("sitecustomize", "usercustomize"):
-        (workspace / f"{name}.py").write_text(FORGE_VERDICTS.format(probes=str(probes), name=name))
-        (workspace / "store" / f"{name}.py").write_text(FORGE_VERDICTS.format(probes=str(probes), name=name))
-    pth = f"import os; open(os.path.join({str(probes)!r}, 'pth-%d.txt' % os.getpid()), 'w').write('pth')\n"
-    (workspace / "zz-grader.pth").write_text(pth)
+        (workspace / f"{name}.py").write_text(FORGE_VERDICTS.format(name=name))
+        (workspace / "store" / f"{name}.py").write_text(FORGE_VERDICTS.format(name=name))
+    (workspace / "zz-grader.pth").write_text("import sys; print('probe:pth:', file=sys.stderr, flush=True)\n")
     settings = workspace / "shop" / "settings.py"
-    settings.write_text(settings.read_text() + PROBE_ENVIRONMENT.format(probes=str(probes)))
+    settings.write_text(settings.read_text() + PROBE_ENVIRONMENT)
     # The grader's own environment carries markers a learner's code could look for.
     monkeypatch.setenv("CI", "true")
     monkeypatch.setenv("LAB_PROVIDER", "local")
@@ -91,13 +91,15 @@ def test_start_up_hooks_and_grader_probes_change_no_verdict(run_lab, workspace: 
     checks = verdicts(workspace)
     assert {check_id: check["status"] for check_id, check in checks.items()} == EXPECTED
     assert not [check for check in checks.values() if check["message"] == "forged"]
-    hooks = [path for path in probes.iterdir() if not path.name.startswith("env-")]
-    assert [path for path in hooks if path.name.startswith("sitecustomize-")], \
+    probes = [line for log in sorted((workspace / ".lab" / "logs").glob("*.log"))
+              for line in log.read_text(errors="replace").splitlines() if line.startswith("probe:")]
+    hooks = [line for line in probes if not line.startswith("probe:env:")]
+    assert [line for line in hooks if line.startswith("probe:sitecustomize:")], \
         "the planted sitecustomize.py should run in the learner's own processes (else this test proves nothing)"
-    assert not [path for path in hooks if "--lab-context" in path.read_text()], \
+    assert not [line for line in hooks if "--lab-context" in line], \
         "a learner's start-up hook ran inside the grader's check runner"
-    assert not [path for path in hooks if path.name.startswith("pth-")], "a .pth file in the workspace was processed"
-    environments = [json.loads(path.read_text()) for path in probes.glob("env-*.json")]
+    assert not [line for line in hooks if line.startswith("probe:pth:")], "a .pth file in the workspace was processed"
+    environments = [json.loads(line.removeprefix("probe:env:")) for line in probes if line.startswith("probe:env:")]
     assert environments, "the learner's settings were never imported"
     for environment in environments:
         assert set(environment) <= APP_ENVIRONMENT, sorted(set(environment) - APP_ENVIRONMENT)
