@@ -19,6 +19,8 @@ from typing import Any
 # The signal that asks a learner process for its stacks: one no server or Django uses.
 STACK_SIGNAL = getattr(signal, "SIGPWR", None)
 CONNECT_SECONDS = 3
+# PostgreSQL answering that every connection is in use: the app's pool is too big, not its database broken.
+BUSY = ("too many clients", "remaining connection slots are reserved")
 TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
 
 
@@ -61,7 +63,8 @@ def service_faults(database: dict[str, Any], redis_url: str | None, baseline: di
                 if empty:
                     faults.append(f"PostgreSQL's tables {_names(empty)} held the lab's rows and are empty now")
     except psycopg.Error as error:
-        faults.append(f"PostgreSQL stopped answering ({_first_line(error)}): was it shut down or killed?")
+        if not any(busy in str(error) for busy in BUSY):  # a server whose connections are all taken still answers
+            faults.append(f"PostgreSQL stopped answering ({_first_line(error)}): was it shut down or killed?")
     if redis_url:
         client = redis.Redis.from_url(redis_url, socket_timeout=CONNECT_SECONDS,
                                       socket_connect_timeout=CONNECT_SECONDS)
