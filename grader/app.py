@@ -158,7 +158,8 @@ class LearnerApp:
         their own, so that, as on separate machines, nothing but the services is shared between them.
         """
         runtime = services.runtime
-        overlay = self.render_overlay("overlay", *services.for_app())
+        overlay = self.render_overlay("overlay", *services.for_app(),
+                                      reached_at_own_address=runtime.internal)
         name = "server" if replica == 0 else f"server-{replica + 1}"
         log = self.run.path / f"{name}.log"
         snapshot = self.snapshot
@@ -183,7 +184,7 @@ class LearnerApp:
             except PortTaken:
                 outcome = "port taken"
                 continue
-            running = RunningServer(handle, listener.base_url, log)
+            running = RunningServer(handle, handle.base_url(listener), log)
             outcome = self._wait_ready(running)
             if outcome == "ready":
                 return running
@@ -235,7 +236,8 @@ class LearnerApp:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def render_overlay(self, name: str, database: dict[str, Any], redis_url: str) -> Path:
+    def render_overlay(self, name: str, database: dict[str, Any], redis_url: str,
+                       reached_at_own_address: bool = False) -> Path:
         """Write the `_lab_overlay` package for these services into the run directory."""
         root = self.run.path / name
         package = root / OVERLAY_PACKAGE
@@ -243,7 +245,7 @@ class LearnerApp:
         templates = Environment(loader=FileSystemLoader(resources().templates / "overlay"),
                                 undefined=StrictUndefined, keep_trailing_newline=True)
         values = {"settings_module": self.lab.settings_module, "database": database,
-                  "redis_url": redis_url, "token": self.token,
+                  "redis_url": redis_url, "token": self.token, "reached_at_own_address": reached_at_own_address,
                   "overrides": [(name, repr(value)) for name, value in self.overrides]}
         for template in ("__init__.py", "settings.py", "urls.py", "wsgi.py"):
             (package / template).write_text(templates.get_template(f"{template}.j2").render(values))

@@ -174,13 +174,38 @@ def _progress_line(history: Path, profile: LoadProfile) -> str:
 
 
 def _require_loopback(base_url: str) -> None:
+    """Load goes to this machine's loopback, or to a container on an internal network a run made itself."""
     host = urlsplit(base_url).hostname or ""
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host in LOOPBACK_NAMES
-    if not loopback:
-        raise ValueError(f"load is only ever sent to this machine's loopback, not to {base_url}")
+    if not loopback and not _on_an_internal_run_network(host):
+        raise ValueError(f"load is only ever sent to this machine's loopback or to a run's own internal network, "
+                         f"not to {base_url}")
+
+
+def _on_an_internal_run_network(host: str) -> bool:
+    """Whether `host` is a container's address on an internal network that a run labelled as its own."""
+    try:
+        ipaddress.ip_address(host)
+        import docker
+
+        from grader.providers.containers import LABEL_RUN
+
+        client = docker.from_env(timeout=5)
+    except Exception:  # noqa: BLE001 - not an address, or no engine: not such a network
+        return False
+    try:
+        for network in client.networks.list(filters={"label": LABEL_RUN}):
+            attrs = client.networks.get(network.id).attrs
+            if attrs.get("Internal") and any(
+                    endpoint.get("IPv4Address", "").split("/")[0] == host
+                    for endpoint in (attrs.get("Containers") or {}).values()):
+                return True
+        return False
+    finally:
+        client.close()
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -130,7 +130,8 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
 
     with ExitStack() as stack:
         with stages("services"):
-            services = stack.enter_context(provider.provision(lab, run, TemplateRecipe(app.migration_key(), migrate)))
+            services = stack.enter_context(provider.provision(lab, run, TemplateRecipe(app.migration_key(), migrate),
+                                                              graded=not demo))
         with stages("seed"):
             manifest = app.seed(services, seed, demo=demo)
             tables = table_baseline(services.database)

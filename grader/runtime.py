@@ -42,11 +42,13 @@ class Handle(Protocol):
     def stop(self, grace: float = 3.0) -> None: ...
     def trouble(self) -> str: ...  # what the place it runs in saw go wrong ("ran out of memory: ..."), or ""
     def where(self) -> dict: ...  # how a check finds it: {"pid": n} or {"container": id}
+    def base_url(self, listener: Listener) -> str: ...  # where the grader reaches the server it started
 
 
 class Runtime(Protocol):
     name: str
     python: str  # the interpreter that runs the learner's project
+    internal: bool  # the app runs on a network with no way out, reached at its own address there
 
     def environment(self) -> dict[str, str]: ...
     def listener(self, port: int | None) -> Listener: ...
@@ -75,6 +77,9 @@ class LocalHandle:
     def where(self) -> dict:
         return {"pid": self.process.pid}
 
+    def base_url(self, listener: Listener) -> str:
+        return listener.base_url
+
 
 class LocalRuntime:
     """Child processes of the grader, in their own sessions, recorded in the run directory and confined by the
@@ -82,6 +87,7 @@ class LocalRuntime:
 
     name = "local"
     python = sys.executable
+    internal = False
     KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 
     def __init__(self, run: RunDirectory):

@@ -75,8 +75,9 @@ def version(text: str) -> tuple[int, ...]:
 
 # --- `lab` command lines ------------------------------------------------------------------------------
 
-# The kit's executable: `lab` where a command starts, any path ending in /lab, or the scripts' "$LAB".
-COMMAND_START = r"(?:^|(?<=[;&|(])|(?<=\$\()|(?<=\bthen )|(?<=\bdo )|(?<=! ))\s*"
+# The kit's executable: `lab` where a command starts (or runs through the course workflow's `as_root`), any
+# path ending in /lab, or the scripts' "$LAB".
+COMMAND_START = r"(?:^|(?<=[;&|(])|(?<=\$\()|(?<=\bthen )|(?<=\bdo )|(?<=! )|(?<=\bas_root ))\s*"
 INVOCATION = re.compile(
     rf"(?:{COMMAND_START}lab|\"\$LAB\"|\"?[\w.${{}}/-]*/lab\"?)(?=\s|$|\))(?P<rest>[^;&|)`\n]*)")
 

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -156,3 +157,45 @@ def test_doctor_shows_the_engine_its_images_and_why_auto_takes_docker(run_lab):
     assert found["engine"]["reachable"] and found["engine"]["detail"].startswith("Docker ")
     assert found["provider"] == "docker" and "a Docker engine answers" in found["reason"]
     assert {role for role, (_name, present) in found["images"].items() if present} >= {"postgres", "redis", "python"}
+
+
+def test_a_graded_apps_network_has_no_way_out(workspace: Path):
+    """Proved from the settings of the run's network and the app container's routing table: nothing is sent."""
+    process = subprocess.Popen([sys.executable, "-m", "grader", "check", "--provider", "docker"], cwd=workspace,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = docker.from_env()
+    try:
+        server = _wait_for_server(client, process)
+        networks = server.attrs["NetworkSettings"]["Networks"]
+        assert len(networks) == 1, networks  # its only interface is on the run's network
+        network = client.networks.get(next(iter(networks.values()))["NetworkID"])
+        assert network.attrs["Internal"] is True and network.attrs["EnableIPv6"] is False, network.attrs
+        assert network.attrs["Labels"].get(LABEL_RUNS) == os.environ["LAB_RUNS_DIR"]
+        gateways = {config["Gateway"] for config in network.attrs["IPAM"]["Config"]}
+        code, table = server.exec_run(["cat", "/proc/net/route"])
+        assert code == 0, table
+        for route in table.decode().splitlines()[1:]:
+            interface, destination, gateway = route.split()[:3]
+            assert interface == "eth0", route  # no interface but the run's network
+            if destination == "00000000":  # a default route leads only to the network's own gateway (the
+                # engine's bridge, which forwards nothing out of an internal network)
+                assert socket.inet_ntoa(bytes.fromhex(gateway)[::-1]) in gateways, route
+        output, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        client.close()
+    assert process.returncode == 1, output  # the starter, graded as usual on the internal network
+    assert "Score 7/17" in output, output
+
+
+def _wait_for_server(client: docker.DockerClient, process: subprocess.Popen, seconds: float = 120):
+    """The run's server container, once it runs."""
+    deadline = time.monotonic() + seconds
+    mine = {"label": f"{LABEL_RUNS}={os.environ['LAB_RUNS_DIR']}", "status": "running"}
+    while time.monotonic() < deadline and process.poll() is None:
+        for container in client.containers.list(filters=mine):
+            if "-server-" in container.name:
+                return container
+        time.sleep(0.2)
+    raise AssertionError(f"no server container appeared (lab check exited {process.poll()})")

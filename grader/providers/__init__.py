@@ -54,7 +54,9 @@ class Provider(Protocol):
         """What serves each service, in words (kept in the result: which PostgreSQL graded this run)."""
         ...
 
-    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> AbstractContextManager[Services]:
+    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe,
+                  graded: bool = True) -> AbstractContextManager[Services]:
+        """The run's services; `graded` (not `lab run`): where a provider can, the app reaches nothing else."""
         ...
 
 

@@ -62,8 +62,10 @@ def _owner_alive(labels: dict[str, str]) -> bool:
 class ContainerHandle:
     """A started container; its log goes to `log`, its `outputs` come back when it exits."""
 
-    def __init__(self, container: Any, log: Path, outputs: tuple[Path, ...], memory_mb: int):
+    def __init__(self, container: Any, log: Path, outputs: tuple[Path, ...], memory_mb: int, network: str = "",
+                 published: bool = True):
         self.container, self.log, self.outputs, self.memory_mb = container, log, outputs, memory_mb
+        self.network, self.published = network, published
         self._code: int | None = None
         self._oom = False
         self.started = int(time.time()) - 1
@@ -129,6 +131,12 @@ class ContainerHandle:
     def where(self) -> dict:
         return {"container": self.container.id}
 
+    def base_url(self, listener: Listener) -> str:
+        """The published port on 127.0.0.1 when the run's network publishes one, else the container's address."""
+        if self.published:
+            return listener.base_url
+        return f"http://{container_address(self.container, self.network)}:{APP_PORT}"
+
     def trouble(self) -> str:
         """Out of memory: the container was killed for it, or the kernel killed a process inside it."""
         if self._oom or self._oom_events():
@@ -153,8 +161,9 @@ class ContainerRuntime:
     python = "python"
 
     def __init__(self, client: docker.DockerClient, image: str, network: str, run: RunDirectory,
-                 cpus: float, memory_mb: int, pids: int = 512):
+                 cpus: float, memory_mb: int, pids: int = 512, internal: bool = False):
         self.client, self.image, self.network, self.run = client, image, network, run
+        self.internal = internal  # no port is published: the grader reaches the app at its address
         self.cpus, self.memory_mb, self.pids = cpus, memory_mb, pids
         self.handles: list[ContainerHandle] = []
 
@@ -174,7 +183,7 @@ class ContainerRuntime:
             nano_cpus=int(self.cpus * 1e9), mem_limit=f"{self.memory_mb}m", memswap_limit=f"{self.memory_mb}m",
             pids_limit=self.pids, user="65534:65534", cap_drop=["ALL"], security_opt=["no-new-privileges"],
             sysctls={"net.ipv6.conf.lo.disable_ipv6": "0"},  # loopback has ::1, as on the learner's machine
-            ports={f"{APP_PORT}/tcp": ("127.0.0.1", listener.port)} if listener else {},
+            ports={f"{APP_PORT}/tcp": ("127.0.0.1", listener.port)} if listener and not self.internal else {},
         )
         try:
             container.put_archive("/", _archive(self.run.path, inputs))
@@ -184,13 +193,19 @@ class ContainerRuntime:
             if listener and ("port is already allocated" in str(error) or "address already in use" in str(error)):
                 raise PortTaken(str(error)) from None
             raise
-        handle = ContainerHandle(container, log, outputs, self.memory_mb)
+        handle = ContainerHandle(container, log, outputs, self.memory_mb, self.network, not self.internal)
         self.handles.append(handle)
         return handle
 
     def close(self) -> None:
         for handle in reversed(self.handles):
             handle.stop(grace=2.0)
+
+
+def container_address(container: Any, network: str) -> str:
+    """A container's IPv4 address on `network` (a network the run made itself)."""
+    container.reload()
+    return container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
 
 
 def _archive(run_path: Path, inputs: tuple[Path, ...]) -> bytes:

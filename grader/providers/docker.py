@@ -6,7 +6,9 @@ runtime for the learner's code built from the app image, which holds the kit's P
 dependencies at the versions the grader runs with (built once per kit, reused). The
 migrated template database (with a lab's data) is committed as an image once per
 migration set, so later runs start from it instead of migrating and loading again.
-The checks reach the services and the app through ports published on 127.0.0.1.
+A graded run's network is internal (nothing in it reaches beyond it) and the checks reach
+the services and the app at their addresses on it, where this machine routes to containers (an
+engine on this Linux machine); `lab run`, and engines in a virtual machine, publish ports on 127.0.0.1.
 
 Machine particulars (the engine's address, testcontainers' reaper and connection mode)
 come from the environment: DOCKER_HOST, TESTCONTAINERS_RYUK_DISABLED,
@@ -16,6 +18,7 @@ TESTCONTAINERS_CONNECTION_MODE, TC_HOST.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -27,6 +30,7 @@ import psycopg
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.community.redis import RedisContainer
 from testcontainers.core.network import Network
+from testcontainers.core.wait_strategies import ExecWaitStrategy
 
 from grader.errors import EnvironmentProblem
 from grader.images import BUILD_TODO, ImageSet, image_set, missing
@@ -34,7 +38,7 @@ from grader.labspec import LabSpec
 from grader.processes import RunDirectory
 from grader.providers import Services, TemplateRecipe
 from grader.providers.app_image import ensure_app_image
-from grader.providers.containers import ContainerRuntime, reap_abandoned, run_labels
+from grader.providers.containers import ContainerRuntime, container_address, reap_abandoned, run_labels
 from grader.providers.postgres import TEST_SETTINGS
 
 ENGINE_TIMEOUT_SECONDS = 5
@@ -85,8 +89,10 @@ class DockerProvider:
                 "app": f"container {self.app_image or 'built from ' + self.images.python}"}
 
     @contextmanager
-    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:
+    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe,
+                  graded: bool = True) -> Iterator[Services]:
         reap_abandoned(self.client)
+        internal = graded and containers_routable()
         self._pull_missing()
         self.app_image = ensure_app_image(self.client, self.images.python, self.progress)
         labels = run_labels(run)
@@ -94,7 +100,9 @@ class DockerProvider:
         template = self._template_image(lab, recipe)
         cached = _image_exists(self.client, template)
         with ExitStack() as stack:
-            network = Network(docker_network_kw={"labels": labels}).create()
+            # A graded run's network is internal: nothing in it reaches beyond it, and the grader reaches the
+            # containers at their addresses on it. `lab run` publishes ports, so the learner can browse.
+            network = Network(docker_network_kw={"labels": labels, "internal": internal}).create()
             stack.callback(network.remove)
             settings = [arg for key, value in {**TEST_SETTINGS, **lab.postgres.server_settings()}.items()
                         if key not in ("unix_socket_directories", "listen_addresses")
@@ -105,17 +113,23 @@ class DockerProvider:
                         .with_network(network).with_network_aliases(POSTGRES_ALIAS)
                         .with_command(["postgres", *settings]).with_kwargs(labels=labels))
             redis_server = (RedisContainer(self.images.redis).with_network(network)
-                            .with_network_aliases(REDIS_ALIAS).with_kwargs(labels=labels))
+                            .with_network_aliases(REDIS_ALIAS).with_kwargs(labels=labels)
+                            .waiting_for(ExecWaitStrategy(["redis-cli", "ping"])))  # no published port needed
             for container in (postgres, redis_server):
                 stack.callback(container.stop)
                 _start(container, run)
             runtime = ContainerRuntime(self.client, self.app_image, network.name, run,
-                                       cpus=lab.server.cpus, memory_mb=lab.server.memory_mb)
+                                       cpus=lab.server.cpus, memory_mb=lab.server.memory_mb, internal=internal)
             stack.callback(runtime.close)
             in_network = {"host": POSTGRES_ALIAS, "port": 5432, "user": "lab", "password": password,
                           "dbname": DATABASE}
-            published = {**in_network, "host": postgres.get_container_host_ip(),
-                         "port": int(postgres.get_exposed_port(5432))}
+            if internal:
+                published = {**in_network, "host": _address(postgres, network.name)}
+                redis_url = f"redis://{_address(redis_server, network.name)}:6379/0"
+            else:
+                published = {**in_network, "host": postgres.get_container_host_ip(),
+                             "port": int(postgres.get_exposed_port(5432))}
+                redis_url = f"redis://{redis_server.get_container_host_ip()}:{redis_server.get_exposed_port(6379)}/0"
             if cached:
                 _set_password(postgres, password)  # the template kept the password of the run that made it
             else:
@@ -123,7 +137,7 @@ class DockerProvider:
                 self._keep_template(postgres, published, lab, template)
             yield Services(
                 database=published,
-                redis_url=f"redis://{redis_server.get_container_host_ip()}:{redis_server.get_exposed_port(6379)}/0",
+                redis_url=redis_url,
                 provider=self.name, runtime=runtime,
                 app_database=in_network, app_redis_url=f"redis://{REDIS_ALIAS}:6379/0",
             )
@@ -148,6 +162,17 @@ class DockerProvider:
                 self.client.images.remove(image.id, noprune=False)
             except docker.errors.APIError:
                 pass  # a running check still uses it; a later run removes it
+
+
+def containers_routable() -> bool:
+    """Whether this machine reaches containers at their addresses: an engine on this Linux machine (not Docker
+    Desktop's virtual machine, nor a remote engine), so a graded run's network can be internal."""
+    host = os.environ.get("DOCKER_HOST", "")
+    return sys.platform.startswith("linux") and (not host or host.startswith("unix://"))
+
+
+def _address(container, network: str) -> str:
+    return container_address(container.get_wrapped_container(), network)
 
 
 def _image_exists(client: docker.DockerClient, name: str) -> bool:

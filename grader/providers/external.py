@@ -63,7 +63,8 @@ class ExternalProvider:
                                      "Check the URL and that the server is up.") from None
 
     @contextmanager
-    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:
+    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe,
+                  graded: bool = True) -> Iterator[Services]:
         # PostgreSQL cuts names at 63 bytes: the slug is cut to keep the hash (and a building name) whole.
         template = f"nl_tpl_{lab.slug.replace('-', '_')[:MAX_SLUG_IN_NAME]}_{recipe.key[:16]}"
         database = f"nl_run_{secrets.token_hex(6)}"

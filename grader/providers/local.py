@@ -36,7 +36,8 @@ class LocalProvider:
                 "app": sandbox_description()}
 
     @contextmanager
-    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Iterator[Services]:
+    def provision(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe,
+                  graded: bool = True) -> Iterator[Services]:
         template = self._template_cluster(lab, run, recipe)
         postgres = PostgresServer(self.postgres, template, run, settings=lab.postgres.server_settings())
         redis_server = RedisServer(str(self.redis_server.path), run)
