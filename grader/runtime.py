@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from grader.errors import EnvironmentProblem
 from grader.paths import state_dir
 from grader.processes import RunDirectory, free_port, runs_root, stop_group
-from grader.providers.binaries import readable_by_others
-from grader.sandbox import Confinement, chown_for_app, python_paths, sandbox_mode
+from grader.sandbox import Confinement, chown_for_app, sandbox_mode
 
 
 class PortTaken(Exception):
@@ -93,14 +91,6 @@ class LocalRuntime:
     def __init__(self, run: RunDirectory):
         self.run = run
         self.confinement = Confinement(sandbox_mode(), run.app_uid, hidden=(runs_root(), state_dir()))
-        if self.confinement.mode.name == "user":
-            unreachable = [path for path in python_paths() if not readable_by_others(path)]
-            if unreachable:
-                raise EnvironmentProblem(
-                    f"The grader runs as root, so your code runs as an unprivileged user, who cannot reach the "
-                    f"Python it needs ({unreachable[0]}), and bubblewrap, which would show it, is missing.",
-                    "Install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`), or install the kit with a "
-                    "Python every user can read (e.g. /usr/bin/python3 or /opt), or grade as a normal user.")
         self.default_home = self.home("home")
 
     def home(self, name: str) -> dict[str, str]:

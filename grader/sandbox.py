@@ -72,7 +72,16 @@ def sandbox_mode() -> SandboxMode:
         if asked == "none":
             raise UsageProblem("LAB_SANDBOX=none is refused as root: the learner's code would run as root.",
                                "Unset LAB_SANDBOX, or grade as a normal user.")
-        return SandboxMode("user", f"the grader is root and {why_not}: the learner's code runs as the run's own "
+        unreachable = [path for path in python_paths() if not _reachable_by_others(path)]
+        if unreachable:
+            raise EnvironmentProblem(
+                f"The grader runs as root, so your code runs as an unprivileged user, who cannot reach the Python "
+                f"it needs ({unreachable[0]}), and bubblewrap, which would show it, "
+                + ("is not to be used (LAB_SANDBOX=user)." if asked == "user" else f"cannot run here: {why_not}."),
+                "Install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`), or install the kit with a Python "
+                "every user can read (e.g. /usr/bin/python3 or under /opt), or grade as a normal user.")
+        why = "LAB_SANDBOX=user asks for it" if asked == "user" else f"{why_not}"
+        return SandboxMode("user", f"the grader is root and {why}: the learner's code runs as the run's own "
                                    "unprivileged user")
     if asked == "user":
         raise UsageProblem("LAB_SANDBOX=user needs the grader to run as root.", "Unset LAB_SANDBOX.")
@@ -259,10 +268,10 @@ class Confinement:
 
 @cache
 def python_paths() -> tuple[Path, ...]:
-    """The folders the interpreter that runs the learner's project needs: its prefixes and import paths."""
+    """The folders the interpreter that runs the learner's project needs: its prefixes (the standard library,
+    the virtualenv's packages) and its binary's folder; not the grader's own import paths."""
     paths = {Path(sys.base_prefix), Path(sys.prefix), Path(sys.base_exec_prefix), Path(sys.exec_prefix),
              Path(os.path.realpath(sys.executable)).parent}
-    paths.update(Path(entry) for entry in sys.path if entry and Path(entry).is_dir())
     # Only the outermost of nested folders: a bind of the parent already shows the child.
     ordered = sorted(paths, key=lambda path: len(path.parts))
     kept: list[Path] = []
@@ -270,6 +279,11 @@ def python_paths() -> tuple[Path, ...]:
         if not any(_under(path, outer) for outer in kept):
             kept.append(path)
     return tuple(kept)
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user who owns nothing here can enter `path` and every folder above it."""
+    return all(folder.stat().st_mode & 0o001 for folder in [path, *path.parents] if folder.exists())
 
 
 def _blocked_ancestors(path: Path) -> list[Path]:

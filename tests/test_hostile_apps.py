@@ -94,6 +94,19 @@ def test_a_hostile_app_graded_under_docker_gets_the_starters_verdict(attack: str
     assert_starter_verdict(workspace)
 
 
+def test_an_app_that_prints_200_mb_leaves_at_most_the_cap_in_the_workspace(run_lab, workspace: Path):
+    from grader.pipeline import LOG_CAP_BYTES
+
+    hostile(workspace, "flood-logs")
+    result = run_lab("check", "--provider", "local", "--seed", "5", cwd=workspace)
+    assert result.exit_code == 1, result.output
+    assert_starter_verdict(workspace)
+    logs = workspace / ".lab" / "logs"
+    sizes = {path.name: path.stat().st_size for path in logs.iterdir()}
+    assert all(size <= LOG_CAP_BYTES + 200 for size in sizes.values()), sizes
+    assert "bytes cut here by the grader: the log was 2" in (logs / "server.log").read_text()
+
+
 def test_a_run_after_a_forging_app_grades_the_reference_as_it_does_alone(run_lab, workspace: Path):
     hostile(workspace, "forge-results")
     assert run_lab("check", "--provider", "local", "--seed", "5", cwd=workspace).exit_code == 1
@@ -219,25 +232,30 @@ class NormalUser:
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
 
     def prefix(self) -> list[str]:
-        """setpriv to the user; where the interpreter sits in a folder only root enters, a mount namespace
-        (bubblewrap) that shows just the interpreter there."""
+        """setpriv to the user, inside a mount namespace that shows it the interpreter where needed."""
         switch = ["setpriv", f"--reuid={self.account.pw_uid}", f"--regid={self.account.pw_gid}", "--clear-groups"]
-        masks = {blocked for path in python_paths() for blocked in _blocked_ancestors(path)}
-        if not masks:
-            return switch
-        bwrap = shutil.which("bwrap")
-        if bwrap is None:
-            pytest.skip(f"the interpreter is under {sorted(masks)[0]}, which only root enters, and bwrap is missing")
-        arguments = [bwrap, "--dev-bind", "/", "/"]
-        for mask in sorted(masks):
-            arguments += ["--perms", "0755", "--tmpfs", str(mask)]
-        for path in python_paths():
-            if any(mask in path.parents for mask in masks):
-                made = [folder for folder in reversed(path.parents) if any(mask in folder.parents for mask in masks)]
-                for folder in made:
+        return [*python_for_everyone(), *switch]
+
+
+def python_for_everyone() -> list[str]:
+    """A command prefix under which every user can reach this interpreter: where it sits in a folder only root
+    enters (/root/.pyenv), a mount namespace (bubblewrap) in which that folder shows just the interpreter."""
+    masks = {blocked for path in python_paths() for blocked in _blocked_ancestors(path)}
+    if not masks:
+        return []
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        pytest.skip(f"the interpreter is under {sorted(masks)[0]}, which only root enters, and bwrap is missing")
+    arguments = [bwrap, "--dev-bind", "/", "/"]
+    for mask in sorted(masks):
+        arguments += ["--perms", "0755", "--tmpfs", str(mask)]
+    for path in python_paths():
+        if any(mask in path.parents for mask in masks):
+            for folder in reversed(path.parents):
+                if any(mask in folder.parents for mask in masks):
                     arguments += ["--perms", "0755", "--dir", str(folder)]
-                arguments += ["--ro-bind", str(path), str(path)]
-        return [*arguments, "--", *switch]
+            arguments += ["--ro-bind", str(path), str(path)]
+    return [*arguments, "--"]
 
 
 @pytest.fixture
@@ -255,3 +273,24 @@ def normal_user() -> Iterator[NormalUser]:
     finally:
         subprocess.run(["pkill", "-KILL", "-u", str(account.pw_uid), "-f", str(base)], check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- root without bubblewrap -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attack", ["forge-results", "detach-children"])
+def test_without_bubblewrap_a_root_grader_runs_the_app_as_its_own_user(attack: str, workspace: Path,
+                                                                       kill_sleepers: list[str]):
+    if os.geteuid() != 0:
+        pytest.skip("the grader is not root here")
+    marker = unique_marker()
+    kill_sleepers.append(marker)
+    hostile(workspace, attack, marker)
+    env = {**os.environ, "LAB_SANDBOX": "user"}
+    finished = subprocess.run([*python_for_everyone(), sys.executable, "-m", "grader", "check", "--provider", "local",
+                               "--seed", "5"], cwd=workspace, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    result = assert_starter_verdict(workspace) if attack == "forge-results" else latest(workspace)
+    assert "sandbox user" in result["servers"]["app"]
+    time.sleep(1)
+    assert not sleepers(marker), "a detached child of the app's own user outlived the run"
