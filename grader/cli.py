@@ -188,6 +188,7 @@ def check(obj: Context, provider: str | None, seed: int | None, time_limit: int 
     if workspace.version != lab.version:
         console.print(f"[yellow]note:[/yellow] this workspace was started from version {workspace.version} of "
                       f"the lab; the checks are version {lab.version}.")
+    workspace.own_outputs()
     reporter = LiveReporter(console, {c.id: c.title for c in lab.checks})
     result = grade(lab, workspace.root, provider, seed, reporter, logs_dir=workspace.logs_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -8,8 +8,8 @@ directory goes.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -263,6 +263,7 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
                            "message": f"skipped: the service could not be prepared (the {exc.stage} stage failed)"}
         finally:
             teardown_started = teardown_started or time.perf_counter()
+            run.stop_all()  # nothing writes to the logs while they are copied
             if logs_dir is not None:
                 _keep_logs(run.path, logs_dir)
             run.remove()
@@ -294,6 +295,8 @@ def _load_context(lab: LabSpec) -> dict[str, Any] | None:
 
 
 def _keep_logs(run_path: Path, logs_dir: Path) -> None:
+    if logs_dir.is_symlink():  # the grader's own folder: a link planted there is not followed
+        logs_dir.unlink()
     logs_dir.mkdir(parents=True, exist_ok=True)
     for name in LOG_NAMES:
         source = run_path / name
@@ -307,11 +310,13 @@ def _keep_logs(run_path: Path, logs_dir: Path) -> None:
 def copy_capped(source: Path, target: Path, cap: int = LOG_CAP_BYTES) -> None:
     """Copy a log, keeping at most `cap` bytes of it: its head and its tail, with a line that says what was cut."""
     size = source.stat().st_size
-    if size <= cap:
-        shutil.copyfile(source, target)
-        return
-    head, tail = cap // 4, cap - cap // 4
-    with source.open("rb") as reading, target.open("wb") as writing:
+    target.unlink(missing_ok=True)  # a link planted there is replaced, never written through
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with source.open("rb") as reading, os.fdopen(descriptor, "wb") as writing:
+        if size <= cap:
+            writing.write(reading.read(size))
+            return
+        head, tail = cap // 4, cap - cap // 4
         writing.write(reading.read(head))
         writing.write(f"\n[... {size - head - tail:,} bytes cut here by the grader: the log was {size:,} bytes, and "
                       f".lab/logs keeps the first {head:,} and the last {tail:,} ...]\n".encode())

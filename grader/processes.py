@@ -128,7 +128,8 @@ class RunDirectory:
 
     def spawn(self, name: str, command: list[str], *, log: Path, **popen_kwargs) -> subprocess.Popen:
         """Start a child in its own session, logging to `log`, and record it."""
-        with log.open("ab") as handle:
+        descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "ab") as handle:  # the grader's alone: other runs' code cannot read it
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
                 start_new_session=True, **popen_kwargs,
@@ -148,12 +149,12 @@ class RunDirectory:
         kill_run_processes(self.path, self.app_uid)
 
     def remove(self) -> None:
-        from grader.sandbox import release_app_uid
+        from grader.sandbox import release_app_uid, run_processes
 
         self.stop_all()
         shutil.rmtree(self.path, ignore_errors=True)
-        if self.app_uid is not None:
-            release_app_uid(self.path.parent, self.app_uid)
+        if self.app_uid is not None and not run_processes(self.path, self.app_uid):
+            release_app_uid(self.path.parent, self.app_uid)  # else kept: no later run gets a uid still in use
 
 
 def _write_json(path: Path, value: dict) -> None:
@@ -198,8 +199,11 @@ def reap_abandoned_runs() -> list[Path]:
         owner = _read_owner(run)
         if owner and pid_alive(owner["pid"], owner["start"]):
             continue
-        if owner is None and time.time() - run.stat().st_mtime < 60:
-            continue  # still being created by a run that has not written its owner yet
+        try:
+            if owner is None and time.time() - run.stat().st_mtime < 60:
+                continue  # still being created by a run that has not written its owner yet
+        except OSError:
+            continue  # removed meanwhile by its own run
         RunDirectory(run, app_uid=owner["app_uid"] if owner else None).remove()
         reaped.append(run)
     return reaped

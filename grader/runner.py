@@ -53,6 +53,9 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
     log = run.path / "checks.log"
     try:
         process = run.spawn("checks", command, log=log, cwd=checks_dir, env=env, pass_fds=(writer,))
+    except BaseException:
+        os.close(reader)
+        raise
     finally:
         os.close(writer)
     results = ResultsPipe(reader)

@@ -115,6 +115,10 @@ class LocalRuntime:
     def start(self, name: str, command: list[str], *, log: Path, cwd: Path, env: dict[str, str],
               inputs: tuple[Path, ...] = (), outputs: tuple[Path, ...] = (),
               listener: Listener | None = None) -> LocalHandle:
+        for folder in inputs:  # the project, the overlay (with this run's passwords): its user's alone
+            if folder.is_dir() and folder.parent == self.run.path:
+                chown_for_app(folder, self.confinement)
+                folder.chmod(0o700)
         for output in outputs:  # written by the learner's user: made for it beforehand
             output.unlink(missing_ok=True)
             output.touch(mode=0o600)

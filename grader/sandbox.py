@@ -62,6 +62,8 @@ def sandbox_mode() -> SandboxMode:
         raise UsageProblem(f"LAB_SANDBOX={asked!r} is not a sandbox mode.", f"Use one of: {', '.join(MODES)}.")
     root = os.geteuid() == 0
     bwrap, why_not = _usable_bwrap()
+    if asked in ("auto", "bwrap") and bwrap and root and not shutil.which("setpriv"):
+        bwrap, why_not = None, "setpriv (util-linux), which drops root inside it, is missing"
     if asked in ("auto", "bwrap") and bwrap:
         who = "as the run's own unprivileged user" if root else "as you"
         return SandboxMode("bwrap", f"bubblewrap ({bwrap}) gives each command its own namespaces, {who}", bwrap)
@@ -124,8 +126,11 @@ def claim_app_uid(runs_root: Path, run_name: str) -> int:
         if uid in busy or _has_account(uid):
             continue
         claim = claims / str(uid)
-        if claim.exists() and not (runs_root / claim.read_text().strip()).is_dir():
-            claim.unlink(missing_ok=True)  # held by a run that is gone
+        try:
+            if not (runs_root / claim.read_text().strip()).is_dir():
+                claim.unlink(missing_ok=True)  # held by a run that is gone
+        except OSError:
+            pass  # no claim, or one released just now
         try:
             descriptor = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -175,7 +180,9 @@ def run_processes(run_path: Path, app_uid: int | None) -> list[int]:
     """Live processes of a run's learner code: those of its uid, and those whose environment names the run."""
     marker = f"{run_path}{os.sep}".encode()
     own = {os.getpid(), os.getppid()}
-    found = []
+    found: list[int] = []
+    if not Path("/proc").is_dir():  # no process table to read (macOS): the process groups are all there is
+        return found
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) in own:
             continue
@@ -199,6 +206,8 @@ def kill_run_processes(run_path: Path, app_uid: int | None, seconds: float = 5.0
         pids = run_processes(run_path, app_uid)
         if not pids:
             break
+        if app_uid is not None and os.geteuid() == 0:
+            _kill_every_process_of(app_uid)  # all at once: a process that forks in a loop cannot outrun it
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -207,6 +216,19 @@ def kill_run_processes(run_path: Path, app_uid: int | None, seconds: float = 5.0
                 pass
         time.sleep(0.02)
     return killed
+
+
+def _kill_every_process_of(uid: int) -> None:
+    """SIGKILL every process of `uid` in one system call, from a child that takes that uid (kill(-1))."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 # -- commands in the sandbox -----------------------------------------------------------------------------
@@ -261,9 +283,11 @@ class Confinement:
         arguments += ["--chdir", str(cwd), "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
                       "--"]
         if self.app_uid is not None:
-            arguments += ["setpriv", f"--reuid={self.app_uid}", f"--regid={self.app_uid}", "--clear-groups",
+            arguments += [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={self.app_uid}",
+                          f"--regid={self.app_uid}", "--clear-groups",
                           "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-        return [*arguments, "env", "-u", "PWD", *command]  # bubblewrap sets PWD; the environment stays the grader's
+        # bubblewrap sets PWD; the environment stays the one the grader gave
+        return [*arguments, shutil.which("env") or "/usr/bin/env", "-u", "PWD", *command]
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,9 +39,21 @@ def code_files(root: Path) -> list[Path]:
 
 
 def copy_code(source: Path, target: Path) -> None:
-    """Copy the learner-relevant files of `source` into `target` (which may exist)."""
-    shutil.copytree(source, target, ignore=lambda _dir, names: [n for n in names if ignored(n)],
-                    dirs_exist_ok=True)
+    """Copy the learner-relevant files of `source` into `target` (which may exist).
+
+    Symbolic links are copied as links, never followed: a link to a file only root may read (or to /dev/zero)
+    stays a link, which the learner's code can follow only as far as its own user may. Pipes, sockets and
+    devices are left out.
+    """
+    def skipped(folder: str, names: list[str]) -> list[str]:
+        return [name for name in names if ignored(name) or _special(os.path.join(folder, name))]
+
+    shutil.copytree(source, target, ignore=skipped, symlinks=True, dirs_exist_ok=True)
+
+
+def _special(path: str) -> bool:
+    mode = os.lstat(path).st_mode
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
 
 
 def readable_by_all(root: Path) -> None:
@@ -71,6 +84,19 @@ class Workspace:
     def report_path(self) -> Path:
         """The HTML report of the last `lab check`."""
         return self.state_dir / "report.html"
+
+    def own_outputs(self) -> None:
+        """Make the folders `lab check` writes real folders: a link planted in `.lab/` (a submission graded as
+        root) is removed, never written through."""
+        if self.state_dir.is_symlink():
+            raise UsageProblem(f"{self.state_dir} is a link; lab check writes its results only into a real folder.",
+                               f"Remove the link (`rm {self.state_dir}`) and start the lab again, or grade with --lab.")
+        for folder in (self.results_dir, self.logs_dir):
+            if folder.is_symlink():
+                folder.unlink()
+            folder.mkdir(parents=True, exist_ok=True)
+        if self.report_path.is_symlink():
+            self.report_path.unlink()
 
     @property
     def logs_dir(self) -> Path:

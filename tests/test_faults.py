@@ -12,20 +12,32 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, overlay
+from grader.labspec import load_lab
+from grader.resources import resources
+
+from conftest import FIXTURES, docker_unavailable, overlay
 
 pytestmark = pytest.mark.slow
 FAULTS = FIXTURES / "race-conditions" / "faults"
+LAB = load_lab(resources().lab_dir("race-conditions") / "lab.toml")
+STARTER = {check_id: "fail" if check_id in LAB.starter_fails else "pass" for check_id in LAB.check_ids}
 
 
 def latest(workspace: Path) -> dict:
     return json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
 
 
-@pytest.mark.parametrize("fault", ["drop-schema", "kill-postgres", "kill-redis"])
-def test_a_service_that_breaks_its_database_is_told_so(fault: str, run_lab, workspace: Path, no_leftovers):
+@pytest.mark.parametrize(("fault", "provider"), [
+    ("drop-schema", "local"), ("kill-redis", "local"),
+    # The local provider gives the app a role that is no superuser, so it cannot run a program on the database's
+    # server; under docker it is the container's superuser, so it can stop its own PostgreSQL (and nothing else).
+    pytest.param("kill-postgres", "docker", marks=pytest.mark.docker)])
+def test_a_service_that_breaks_its_database_is_told_so(fault: str, provider: str, run_lab, workspace: Path,
+                                                       no_leftovers):
+    if provider == "docker" and (why := docker_unavailable()):
+        pytest.skip(why)
     says = overlay(FAULTS / fault, workspace)["says"]
-    result = run_lab("check", "--provider", "local", "--seed", "5", cwd=workspace)
+    result = run_lab("check", "--provider", provider, "--seed", "5", cwd=workspace)
 
     assert result.exit_code == 1, result.output
     report = latest(workspace)
@@ -40,6 +52,18 @@ def test_a_service_that_breaks_its_database_is_told_so(fault: str, run_lab, work
     if fault != "kill-redis":  # the checks that reach the database fail on it, with the same words
         broken = [check for check in report["checks"] if "your service broke its database" in check["message"]]
         assert broken and all(says in check["message"] for check in broken)
+
+
+def test_the_local_app_cannot_run_programs_on_its_database_server(run_lab, workspace: Path, no_leftovers):
+    overlay(FAULTS / "kill-postgres", workspace)
+    result = run_lab("check", "--provider", "local", "--seed", "5", cwd=workspace)
+
+    assert result.exit_code == 1, result.output
+    log = (workspace / ".lab" / "logs" / "server.log").read_text()
+    assert "tamper: could not shut PostgreSQL down: must be superuser" in log
+    report = latest(workspace)
+    assert report["stage_failure"] is None
+    assert {check["id"]: check["status"] for check in report["checks"]} == STARTER
 
 
 def test_a_server_that_loops_as_it_loads_shows_where(run_lab, workspace: Path, no_leftovers):

@@ -18,6 +18,7 @@ from grader.runtime import LocalRuntime
 from grader.sandbox import sandbox_description
 
 TEMPLATE_DB = "lab"
+TEMPLATE_LAYOUT = "app-role"  # templates whose tables the app's own role owns (older ones: the superuser)
 
 
 class LocalProvider:
@@ -43,7 +44,8 @@ class LocalProvider:
         redis_server = RedisServer(str(self.redis_server.path), run)
         with postgres, redis_server:
             yield Services(database=postgres.params(TEMPLATE_DB), redis_url=redis_server.get_connection_url(),
-                           provider=self.name, runtime=LocalRuntime(run))
+                           provider=self.name, runtime=LocalRuntime(run),
+                           app_database=postgres.app_params(TEMPLATE_DB))
 
     def _clusters(self) -> Path:
         path = cache_dir() / "postgres"
@@ -61,13 +63,14 @@ class LocalProvider:
 
     def _template_cluster(self, lab: LabSpec, run: RunDirectory, recipe: TemplateRecipe) -> Path:
         """A cluster whose `lab` database is migrated, cached by PostgreSQL version and migration hash."""
-        cached = self._clusters() / f"pg{self.postgres.version}-{lab.slug}-{recipe.key}"
+        cached = self._clusters() / f"pg{self.postgres.version}-{lab.slug}-{recipe.key}-{TEMPLATE_LAYOUT}"
         if cached.is_dir():
             return cached
         base = self._base_cluster(run)
         with PostgresServer(self.postgres, base, run, name="template") as server:
             server.execute(f"CREATE DATABASE {TEMPLATE_DB}")
-            recipe.migrate(server.params(TEMPLATE_DB), server.params(TEMPLATE_DB), LocalRuntime(run))
+            server.give_to_app(TEMPLATE_DB)
+            recipe.migrate(server.app_params(TEMPLATE_DB), server.params(TEMPLATE_DB), LocalRuntime(run))
         _publish(run.path / "template-data", cached)
         return cached
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -18,12 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from grader.errors import EnvironmentProblem
 from grader.processes import RunDirectory, free_port, stop_group
 from grader.providers import binaries
 
 USER = "postgres"
+APP_ROLE = "app"  # the learner's app connects as this role: it owns the lab's database, and is no superuser
+# Over TCP every role needs its password (set per run); only the grader, over the run's private socket, is trusted.
+HBA = """local all postgres trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
 TEST_SETTINGS = {
     "fsync": "off",
     "synchronous_commit": "off",
@@ -137,6 +145,8 @@ class PostgresServer:
         self.startup_seconds = startup_seconds
         self.datadir = run.path / f"{name}-data"
         self.log = run.path / f"{name}.log"
+        self.socket_dir = run.path / f"{name}-socket"  # the server's user only (0700): the grader enters as root
+        self.passwords = {USER: secrets.token_hex(16), APP_ROLE: secrets.token_hex(16)}
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
 
@@ -153,14 +163,18 @@ class PostgresServer:
 
     def start(self) -> None:
         copy_cluster(self.cluster, self.datadir)
+        (self.datadir / "pg_hba.conf").write_text(HBA)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        _chown_tree(self.socket_dir, server_user())
         for _attempt in range(3):  # another process may take the free port before the server binds it
             self.port = free_port()
-            settings = {**self.settings, "port": str(self.port)}
+            settings = {**self.settings, "port": str(self.port), "unix_socket_directories": str(self.socket_dir)}
             command = [self.binaries.tool("postgres"), "-D", str(self.datadir)]
             for key, value in settings.items():
                 command += ["-c", f"{key}={value}"]
             self.process = self.run.spawn(self.name, command, log=self.log, **_as_server_user(server_user()))
             if self._wait_ready():
+                self._set_passwords()
                 return
             self.stop()
         raise EnvironmentProblem(f"PostgreSQL did not start: {tail(self.log)}",
@@ -179,6 +193,21 @@ class PostgresServer:
             time.sleep(0.03)
         return False
 
+    def _set_passwords(self) -> None:
+        """This run's passwords for the superuser and for the app's role (made here when the cluster lacks it)."""
+        with psycopg.connect(host=str(self.socket_dir), port=self.port, user=USER, dbname="postgres",
+                             autocommit=True) as connection:
+            if connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone() is None:
+                connection.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_ROLE)))
+            for role, password in self.passwords.items():
+                connection.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role),
+                                                                               sql.Literal(password)))
+
+    def give_to_app(self, dbname: str) -> None:
+        """Make the app's role the owner of `dbname` and of its public schema, so that its migrations can run."""
+        self.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(dbname), sql.Identifier(APP_ROLE)))
+        self.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(APP_ROLE)), dbname)
+
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then SIGKILL if it lingers."""
         if self.process is not None and self.process.poll() is None:
@@ -186,15 +215,19 @@ class PostgresServer:
         self.process = None
 
     def params(self, dbname: str = "postgres") -> dict:
-        """Connection parameters for psycopg (and Django's DATABASES)."""
-        return {"host": "127.0.0.1", "port": self.port, "user": USER, "password": "", "dbname": dbname}
+        """The superuser's connection parameters for psycopg: the grader's, never the app's."""
+        return {"host": "127.0.0.1", "port": self.port, "user": USER, "password": self.passwords[USER], "dbname": dbname}
+
+    def app_params(self, dbname: str) -> dict:
+        """The app's connection parameters (Django's DATABASES): its own role, which is no superuser."""
+        return {**self.params(dbname), "user": APP_ROLE, "password": self.passwords[APP_ROLE]}
 
     def get_connection_url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{USER}@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql://{USER}:{self.passwords[USER]}@127.0.0.1:{self.port}/{dbname}"
 
-    def execute(self, sql: str, dbname: str = "postgres") -> None:
+    def execute(self, statement: str | sql.Composable, dbname: str = "postgres") -> None:
         with psycopg.connect(**self.params(dbname), autocommit=True) as connection:
-            connection.execute(sql)
+            connection.execute(statement)
 
 
 def tail(path: Path, lines: int = 20) -> str:
