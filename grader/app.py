@@ -69,16 +69,21 @@ class RunningServer:
 class LearnerApp:
     """One snapshot of a learner's project, prepared and served against one run's services."""
 
-    def __init__(self, lab: LabSpec, snapshot: Path, run: RunDirectory, grading: bool = True):
+    def __init__(self, lab: LabSpec, snapshot: Path, run: RunDirectory, grading: bool = True,
+                 origin: Path | None = None):
         self.lab, self.snapshot, self.run = lab, snapshot, run
+        self.origin = origin  # the folder the snapshot was taken from
         self.overrides = lab.app_overrides if grading else ()  # `lab run` serves the learner's own settings
         self.token = secrets.token_hex(16)
 
     # -- the template database -------------------------------------------------------------
 
     def migration_key(self) -> str:
-        """A hash of everything that decides the template: migration files, the lab's dataset, lab and Django versions."""
+        """A hash of everything that decides the template: migration files, the lab's dataset, lab and Django
+        versions, and the folder graded. Migrate runs the project's own code, which may leave anything in the
+        database it builds: a template serves only the folder that built it, never another submission."""
         digest = hashlib.sha256(f"{self.lab.slug}\0{self.lab.version}\0{django.__version__}\0".encode())
+        digest.update(b"origin\0" + str(self.origin.resolve() if self.origin else "").encode() + b"\0")
         for path in sorted(self.snapshot.rglob("migrations/*.py")):
             digest.update(str(path.relative_to(self.snapshot)).encode() + b"\0" + path.read_bytes() + b"\0")
         if self.lab.data is not None:

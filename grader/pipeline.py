@@ -120,7 +120,7 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
         snapshot = run.path / "app"
         copy_code(source, snapshot)
         readable_by_all(snapshot)  # the learner's processes may run as another user, and only read it
-    app = LearnerApp(lab, snapshot, run, grading=not demo)
+    app = LearnerApp(lab, snapshot, run, grading=not demo, origin=source)
     built: list[bool] = []
 
     def migrate(database: dict[str, Any], grader_database: dict[str, Any], runtime: Runtime) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ from grader.runtime import LocalRuntime
 from grader.sandbox import sandbox_description
 
 TEMPLATE_DB = "lab"
-TEMPLATE_LAYOUT = "app-role"  # templates whose tables the app's own role owns (older ones: the superuser)
+TEMPLATE_LAYOUT = "app-role"
+TEMPLATES_KEPT = 6  # per lab: a learner's workspace, the starter and the reference, and a few more  # templates whose tables the app's own role owns (older ones: the superuser)
 
 
 class LocalProvider:
@@ -65,6 +67,7 @@ class LocalProvider:
         """A cluster whose `lab` database is migrated, cached by PostgreSQL version and migration hash."""
         cached = self._clusters() / f"pg{self.postgres.version}-{lab.slug}-{recipe.key}-{TEMPLATE_LAYOUT}"
         if cached.is_dir():
+            os.utime(cached)  # recently used: the last to be pruned
             return cached
         base = self._base_cluster(run)
         with PostgresServer(self.postgres, base, run, name="template") as server:
@@ -72,7 +75,15 @@ class LocalProvider:
             server.give_to_app(TEMPLATE_DB)
             recipe.migrate(server.app_params(TEMPLATE_DB), server.params(TEMPLATE_DB), LocalRuntime(run))
         _publish(run.path / "template-data", cached)
+        self._prune(lab)
         return cached
+
+    def _prune(self, lab: LabSpec) -> None:
+        """Keep the newest few templates of a lab (each graded folder makes its own)."""
+        templates = sorted(self._clusters().glob(f"pg{self.postgres.version}-{lab.slug}-*-{TEMPLATE_LAYOUT}"),
+                           key=lambda path: path.stat().st_mtime, reverse=True)
+        for old in templates[TEMPLATES_KEPT:]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _publish(source: Path, target: Path) -> None:
