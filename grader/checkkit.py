@@ -299,6 +299,7 @@ class Sampler:
         return max(self.samples) if self.samples else None
 
 
+CONNECT_SECONDS = 10
 GRADER_BACKENDS: set[int] = set()  # PostgreSQL backends of this process's own connections, not the app's
 
 
@@ -306,7 +307,9 @@ class Database:
     """Read-mostly SQL access to the lab's database, for evidence."""
 
     def __init__(self, params: dict[str, Any]):
-        self.connection = psycopg.connect(**params, autocommit=True, row_factory=dict_row)
+        # A server that is gone (a stopped container's address answers nothing) fails in seconds, not minutes.
+        self.connection = psycopg.connect(**params, autocommit=True, row_factory=dict_row,
+                                          connect_timeout=CONNECT_SECONDS)
         GRADER_BACKENDS.add(self.connection.info.backend_pid)
 
     def app_connections(self) -> int:

@@ -277,9 +277,13 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
 
 def broken_services(prepared: Prepared) -> StageProblem | None:
     """The services the app broke during the checks (PostgreSQL or Redis down, the lab's tables gone), if any."""
-    faults = service_faults(prepared.services.database, prepared.services.redis_url, prepared.tables, emptied=False)
-    if not faults:
-        return None
+    for attempt in range(3):  # a busy moment is no fault: it must hold on a second and third look
+        faults = service_faults(prepared.services.database, prepared.services.redis_url, prepared.tables,
+                                emptied=False)
+        if not faults:
+            return None
+        if attempt < 2:
+            time.sleep(1)
     return StageProblem("checks", "your service broke its database during the checks: " + "; ".join(faults),
                         prepared.app.log_excerpt(prepared.server.log), BROKE_DATABASE_HINT)
 

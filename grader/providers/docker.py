@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -32,7 +33,7 @@ from testcontainers.community.redis import RedisContainer
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import ExecWaitStrategy
 
-from grader.errors import EnvironmentProblem
+from grader.errors import EnvironmentProblem, UsageProblem
 from grader.images import BUILD_TODO, ImageSet, image_set, missing
 from grader.labspec import LabSpec
 from grader.processes import RunDirectory
@@ -125,6 +126,7 @@ class DockerProvider:
                           "dbname": DATABASE}
             if internal:
                 published = {**in_network, "host": _address(postgres, network.name)}
+                _require_reachable(published["host"], 5432)
                 redis_url = f"redis://{_address(redis_server, network.name)}:6379/0"
             else:
                 published = {**in_network, "host": postgres.get_container_host_ip(),
@@ -167,8 +169,25 @@ class DockerProvider:
 def containers_routable() -> bool:
     """Whether this machine reaches containers at their addresses: an engine on this Linux machine (not Docker
     Desktop's virtual machine, nor a remote engine), so a graded run's network can be internal."""
+    chosen = os.environ.get("LAB_DOCKER_NETWORK", "auto")
+    if chosen not in ("auto", "internal", "published"):
+        raise UsageProblem(f"LAB_DOCKER_NETWORK={chosen!r} is not a network mode.", "Use auto, internal or published.")
+    if chosen != "auto":
+        return chosen == "internal"
     host = os.environ.get("DOCKER_HOST", "")
     return sys.platform.startswith("linux") and (not host or host.startswith("unix://"))
+
+
+def _require_reachable(address: str, port: int) -> None:
+    """The grader reaches a container on the run's internal network, or says what to do (a rootless engine)."""
+    try:
+        socket.create_connection((address, port), timeout=3).close()
+    except OSError as error:
+        raise EnvironmentProblem(
+            f"This machine cannot reach the engine's containers at their addresses ({address}:{port}: {error}), "
+            "so a graded run's internal network cannot be used (a rootless engine, or one in a virtual machine?).",
+            "Set LAB_DOCKER_NETWORK=published to reach them through ports published on 127.0.0.1 (their network "
+            "then has a way out), or grade with --provider local.") from None
 
 
 def _address(container, network: str) -> str:
