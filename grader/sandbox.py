@@ -34,6 +34,7 @@ from functools import cache
 from pathlib import Path
 
 from grader.errors import EnvironmentProblem, UsageProblem
+from grader.providers.binaries import readable_by_others
 
 MODES = ("auto", "bwrap", "user", "none")
 # Uids for learners' processes when the grader is root: one per live run, none with an account.
@@ -74,7 +75,7 @@ def sandbox_mode() -> SandboxMode:
         if asked == "none":
             raise UsageProblem("LAB_SANDBOX=none is refused as root: the learner's code would run as root.",
                                "Unset LAB_SANDBOX, or grade as a normal user.")
-        unreachable = [path for path in python_paths() if not _reachable_by_others(path)]
+        unreachable = [path for path in python_paths() if not readable_by_others(path)]
         if unreachable:
             raise EnvironmentProblem(
                 f"The grader runs as root, so your code runs as an unprivileged user, who cannot reach the Python "
@@ -303,11 +304,6 @@ def python_paths() -> tuple[Path, ...]:
         if not any(_under(path, outer) for outer in kept):
             kept.append(path)
     return tuple(kept)
-
-
-def _reachable_by_others(path: Path) -> bool:
-    """Whether a user who owns nothing here can enter `path` and every folder above it."""
-    return all(folder.stat().st_mode & 0o001 for folder in [path, *path.parents] if folder.exists())
 
 
 def _blocked_ancestors(path: Path) -> list[Path]:
