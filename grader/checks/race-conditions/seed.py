@@ -15,6 +15,10 @@ from django.apps import apps
 
 ROUNDS = 5
 """Concurrent checks run at most this many rounds, each on rows no other round touches."""
+MIXED_ROUNDS = 3
+"""Rounds of transfers-conserve-money where one wallet pays several others, is paid and is topped up at once."""
+LARGEST_BALANCE = 1_000_000_000
+"""The brief's limit: a top-up that would take a wallet past it is refused before any charge."""
 
 _ADJECTIVES = ["Amber", "Brisk", "Cobalt", "Dusty", "Ember", "Frosted", "Golden", "Hazel", "Ivory", "Jade",
                "Lunar", "Misty", "Noble", "Olive", "Polar", "Quiet", "Rustic", "Silver", "Tidal", "Velvet"]
@@ -63,7 +67,9 @@ def seed(rng: random.Random) -> dict[str, Any]:
     rich = wallet(rng.randint(50_000, 90_000))
     other = wallet(rng.randint(1_000, 9_000))
     poor = wallet(rng.randint(100, 900))
-    manifest["wallet_basics"] = {"rich": rich, "other": other, "poor": poor,
+    full = wallet(LARGEST_BALANCE - rng.randint(1_000, 90_000))
+    manifest["wallet_basics"] = {"rich": rich, "other": other, "poor": poor, "full": full,
+                                 "largest_balance": LARGEST_BALANCE,
                                  "topup": rng.randint(500, 5_000), "transfer": rng.randint(1_000, 20_000)}
 
     # Concurrent checks: one set of fresh rows per round.
@@ -99,6 +105,26 @@ def seed(rng: random.Random) -> dict[str, Any]:
         conserve.append({"source": wallet(sum(amounts) // 2 + rng.randint(0, 499)),
                          "target": wallet(rng.randint(0, 20_000)), "amounts": amounts})
     manifest["transfers_conserve_money"] = conserve
+    # A hub wallet pays three others and is paid by two more while it and one of its payees are topped up,
+    # all at once: a lock on each transfer's own pair of wallets does not stop two transfers out of the
+    # hub (or a transfer and a top-up) from writing over each other's balance. The hub can pay about half
+    # of what it is asked to, so some transfers out of it must be refused.
+    mixed = []
+    for _ in range(MIXED_ROUNDS):
+        hub, payees, payers = wallet(0), [wallet(rng.randint(0, 20_000)) for _ in range(3)], []
+        transfers = [("hub", f"payee{rng.randrange(3)}", rng.randint(500, 4_999)) for _ in range(12)]
+        for number in range(2):
+            amounts = [rng.randint(100, 1_999) for _ in range(2)]
+            payers.append(wallet(sum(amounts) + rng.randint(0, 2_000)))
+            transfers += [(f"payer{number}", "hub", amount) for amount in amounts]
+        hub["balance"] = sum(amount for source, _, amount in transfers if source == "hub") // 2
+        topups = [(name, rng.randint(100, 9_999)) for name in ("hub", "hub", "hub", "payee0", "payee0")]
+        wallets_by_role = {"hub": hub, **{f"payee{n}": w for n, w in enumerate(payees)},
+                           **{f"payer{n}": w for n, w in enumerate(payers)}}
+        mixed.append({"wallets": wallets_by_role,
+                      "transfers": [list(transfer) for transfer in rng.sample(transfers, len(transfers))],
+                      "topups": [list(topup) for topup in topups]})
+    manifest["transfers_mixed"] = mixed
     opposite = []
     for _ in range(ROUNDS):
         forward = [rng.randint(100, 999) for _ in range(10)]

@@ -3,6 +3,7 @@
 from grader.checkkit import Call, Failure, check
 
 WALLET_FIELDS = ("id", "owner", "balance")
+LARGEST_TOPUP = 100_000_000
 TRANSFER_FIELDS = ("id", "source", "target", "amount")
 ROUNDS = 5
 CONTRACT = "The brief lists each status code and field of the wallet endpoints; compare your answers with it."
@@ -37,6 +38,8 @@ def test_wallet_basics(client, ledger, expect, seeded):
                       evidence={"charges": charges[:5]},
                       help="Every top-up is paid through the payment gateway once, as the starter code does.")
 
+    full, limit = ledger.wallet(role["full"]["id"]), role["largest_balance"]
+    headroom = limit - full["balance"]
     refused_topups = [
         (f"/api/wallets/{rich['id']}/topup/", {"amount": 0}, 400, "with amount 0"),
         (f"/api/wallets/{rich['id']}/topup/", {"amount": -250}, 400, "with amount -250"),
@@ -45,18 +48,36 @@ def test_wallet_basics(client, ledger, expect, seeded):
         (f"/api/wallets/{rich['id']}/topup/", {"amount": "500"}, 400, 'with amount "500" (a string)'),
         (f"/api/wallets/{rich['id']}/topup/", {"amount": 100_000_001}, 400, "with amount 100000001"),
         (f"/api/wallets/{unknown}/topup/", {"amount": amount}, 404, "for a wallet that does not exist"),
+        (f"/api/wallets/{full['id']}/topup/", {"amount": LARGEST_TOPUP}, 409,
+         f"with amount {LARGEST_TOPUP} to a wallet holding {full['balance']}"),
+        (f"/api/wallets/{full['id']}/topup/", {"amount": headroom + 1}, 409,
+         f"with amount {headroom + 1} to a wallet holding {full['balance']} (one cent past {limit})"),
     ]
-    balances = {rich["id"]: rich_balance, other["id"]: other["balance"], poor["id"]: poor["balance"]}
+    balances = {rich["id"]: rich_balance, other["id"]: other["balance"], poor["id"]: poor["balance"],
+                full["id"]: full["balance"]}
     for path, body, expected, doing in refused_topups:
         last_charge = ledger.last_id("payments_charge")
         reply = client.post(path, body)
+        charges = ledger.charges_after(last_charge)
+        if charges and reply.status != 200:
+            raise Failure(f"POST {path} {doing} answered {reply.status} but charged {charges[0]['amount']}: the card "
+                          f"was charged and the wallet {'not credited' if reply.status >= 500 else 'refused'}",
+                          evidence={"sent": body, "status": reply.status, "charges": charges[:3]},
+                          help="A top-up that cannot be credited must be refused before it reaches the payment "
+                               "gateway: a charge is final.")
         expect.status(reply, expected, doing, sent=body, help=CONTRACT)
         _expect_balances(ledger, balances, f"a refused top-up ({doing})")
-        charges = ledger.charges_after(last_charge)
-        if charges:
-            raise Failure(f"POST {path} {doing} answered {reply.status} but still charged {charges[0]['amount']}",
-                          evidence={"sent": body, "charges": charges[:3]},
-                          help="A refused top-up must not reach the payment gateway.")
+
+    last_charge = ledger.last_id("payments_charge")
+    reply = client.post(f"/api/wallets/{full['id']}/topup/", {"amount": headroom})
+    doing = f"with amount {headroom} to a wallet holding {full['balance']} (up to the limit of {limit})"
+    expect.status(reply, 200, doing, sent={"amount": headroom}, help=CONTRACT)
+    balances[full["id"]] = limit
+    _expect_balances(ledger, balances, f"a top-up {doing}")
+    charges = ledger.charges_after(last_charge)
+    if [charge["amount"] for charge in charges] != [headroom]:
+        raise Failure(f"a top-up of {headroom} should make one charge of {headroom}; the gateway recorded "
+                      f"{len(charges)} charge(s)", evidence={"charges": charges[:5]}, help=CONTRACT)
 
     amount = role["transfer"]
     last_transfer = ledger.last_id("store_transfer")
@@ -199,6 +220,92 @@ def test_transfers_conserve_money(client, ledger, expect, seeded):
                                     "accepted": len(accepted), "accepted_amount": moved_replies,
                                     "recorded": len(rows), "recorded_amount": moved_rows,
                                     "replies": expect.counts(replies)}, help=help)
+    for number, role in enumerate(seeded.get("transfers_mixed", []), start=ROUNDS + 1):
+        _mixed_round(client, ledger, expect, role, number, help)
+
+
+def _mixed_round(client, ledger, expect, role, number, help):
+    """One wallet pays several others, is paid by two more and is topped up, all at once.
+
+    Every balance must end where the recorded transfers and the charged top-ups take it, whatever order the
+    server ran them in; money only enters through top-ups, and no wallet goes below zero.
+    """
+    ids = {name: wallet["id"] for name, wallet in role["wallets"].items()}
+    hub = ids["hub"]
+    transfers = [(ids[source], ids[target], amount) for source, target, amount in role["transfers"]]
+    topups = [(ids[name], amount) for name, amount in role["topups"]]
+    before = {wallet_id: ledger.balance(wallet_id) for wallet_id in ids.values()}
+    last_transfer, last_charge = ledger.last_id("store_transfer"), ledger.last_id("payments_charge")
+    calls = [Call("POST", "/api/transfers/", {"source": source, "target": target, "amount": amount})
+             for source, target, amount in transfers]
+    calls += [Call("POST", f"/api/wallets/{wallet_id}/topup/", {"amount": amount}) for wallet_id, amount in topups]
+    order = list(range(len(calls)))
+    order = order[::2] + order[1::2]  # transfers and top-ups interleaved in the burst
+    calls = [calls[index] for index in order]
+    replies = client.burst(calls)
+    what = f"transfers out of and into one wallet, with top-ups ({len(transfers)} transfers, {len(topups)} top-ups)"
+    expect.burst_answered(calls, replies, what, number)
+    is_topup = [call.path.endswith("/topup/") for call in calls]
+    expect.only_statuses([c for c, t in zip(calls, is_topup, strict=True) if not t],
+                         [r for r, t in zip(replies, is_topup, strict=True) if not t], (201, 409),
+                         "transfers of a wallet that pays and is paid at once", number, help=CONTRACT)
+    expect.only_statuses([c for c, t in zip(calls, is_topup, strict=True) if t],
+                         [r for r, t in zip(replies, is_topup, strict=True) if t], (200,),
+                         "top-ups sent along with transfers", number, help=CONTRACT)
+
+    after = {wallet_id: ledger.balance(wallet_id) for wallet_id in before}
+    rows = ledger.transfers_after(last_transfer, tuple(before))
+    charges = [charge for charge in ledger.charges_after(last_charge)
+               if charge["reference"] in {f"topup:{wallet_id}" for wallet_id in before}]
+    asked = {(source, target) for source, target, _ in transfers}
+    accepted = [(call, reply) for call, reply, topup in zip(calls, replies, is_topup, strict=True)
+                if not topup and reply.status == 201]
+    problems = []
+    stray = [row for row in rows if (row["source_id"], row["target_id"]) not in asked]
+    if stray:
+        problems.append(f"store_transfer holds {len(stray)} transfer(s) between wallets nobody asked for")
+    moved_replies = sum(call.json["amount"] for call, _ in accepted)
+    moved_rows = sum(row["amount"] for row in rows)
+    if len(accepted) != len(rows) or moved_replies != moved_rows:
+        problems.append(f"{len(accepted)} transfer(s) worth {moved_replies} answered 201 but store_transfer "
+                        f"records {len(rows)} worth {moved_rows}")
+    credited = {wallet_id: 0 for wallet_id in before}
+    for wallet_id, amount in topups:
+        credited[wallet_id] += amount
+    charged = {wallet_id: sum(charge["amount"] for charge in charges if charge["reference"] == f"topup:{wallet_id}")
+               for wallet_id in before}
+    if charged != credited:
+        problems.append(f"{len(topups)} top-ups worth {sum(credited.values())} were accepted but the gateway charged "
+                        f"{len(charges)} worth {sum(charged.values())}")
+    expected = {}
+    for wallet_id, balance in before.items():
+        incoming = sum(row["amount"] for row in rows if row["target_id"] == wallet_id)
+        outgoing = sum(row["amount"] for row in rows if row["source_id"] == wallet_id)
+        expected[wallet_id] = balance + credited[wallet_id] + incoming - outgoing
+    wrong = {wallet_id: {"before": before[wallet_id], "expected": expected[wallet_id], "actual": after[wallet_id]}
+             for wallet_id in before if after[wallet_id] != expected[wallet_id]}
+    for wallet_id, pair in list(wrong.items())[:2]:
+        name = "the paying wallet" if wallet_id == hub else "wallet"
+        problems.append(f"{name} {wallet_id} went from {pair['before']} to {pair['actual']}, but the transfers "
+                        f"recorded and the top-ups credited take it to {pair['expected']}")
+    total_before, total_after = sum(before.values()), sum(after.values())
+    if total_after != total_before + sum(credited.values()):
+        change = total_after - total_before - sum(credited.values())
+        problems.append(f"the wallets held {total_before} together, gained {sum(credited.values())} in top-ups and "
+                        f"hold {total_after}: {abs(change)} {'created' if change > 0 else 'lost'}")
+    overdrawn = {wallet_id: balance for wallet_id, balance in after.items() if balance < 0}
+    if overdrawn:
+        problems.append(f"wallet {next(iter(overdrawn))} is overdrawn at {next(iter(overdrawn.values()))}")
+    if problems:
+        raise Failure(f"wallet {hub} paid {len([t for t in transfers if t[0] == hub])} transfers, was paid and "
+                      f"topped up, all at once: {'; '.join(problems[:2])} (round {number})",
+                      evidence={"round": number, "problems": problems, "paying_wallet": hub,
+                                "balances": {wallet_id: {"before": before[wallet_id], "after": after[wallet_id],
+                                                         "expected": expected[wallet_id]} for wallet_id in before},
+                                "accepted": len(accepted), "recorded": len(rows), "recorded_amount": moved_rows,
+                                "replies": expect.counts(replies)},
+                      help=help + " A lock on a transfer's own two wallets does not stop another transfer, or a "
+                                  "top-up, of one of them.")
 
 
 @check("transfers-no-5xx")

@@ -5,6 +5,7 @@ from store.models import Order, Product, Transfer, Wallet
 
 LARGEST_INTEGER = 2_147_483_647  # the largest value a PostgreSQL integer column holds
 LARGEST_TOPUP = 100_000_000  # cents: one million per top-up
+LARGEST_BALANCE = 1_000_000_000  # cents: a top-up never takes a wallet past ten million
 
 
 class WholeNumberField(serializers.IntegerField):

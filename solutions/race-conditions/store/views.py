@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from payments import gateway
 from store.models import Order, Product, Transfer, Wallet
 from store.serializers import (
+    LARGEST_BALANCE,
     OrderRequestSerializer,
     OrderSerializer,
     ProductSerializer,
@@ -108,13 +109,24 @@ def top_up(request, pk):
     incoming.is_valid(raise_exception=True)
     amount = incoming.validated_data["amount"]
 
-    gateway.charge(amount, f"topup:{wallet.id}")
+    # Credit first, with the limit in the same UPDATE: PostgreSQL checks the balance it holds when the
+    # UPDATE runs (after any other writer of the row), so concurrent top-ups can never take the wallet past
+    # the limit, and a refused one never reaches the gateway. The UPDATE commits at once, so no lock is held
+    # across the 50 ms charge and top-ups of one wallet do not queue behind each other.
     with transaction.atomic():
-        # PostgreSQL adds to the balance it holds when the UPDATE runs (waiting for any other
-        # writer of the row first), instead of saving a sum computed from a stale read.
-        Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount)
+        credited = Wallet.objects.filter(pk=wallet.pk, balance__lte=LARGEST_BALANCE - amount).update(
+            balance=F("balance") + amount,
+        )
+        if not credited:
+            return Response({"detail": "balance limit"}, status=status.HTTP_409_CONFLICT)
         # Our UPDATE still holds the row lock, so this reads exactly the balance it left.
         wallet.refresh_from_db(fields=["balance"])
+    try:
+        gateway.charge(amount, f"topup:{wallet.id}")
+    except BaseException:
+        # The card was not charged: take the credit back (an F() update, whatever happened since).
+        Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") - amount)
+        raise
     return Response(WalletSerializer(wallet).data)
 
 

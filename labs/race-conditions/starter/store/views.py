@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from payments import gateway
 from store.models import Order, Product, Transfer, Wallet
 from store.serializers import (
+    LARGEST_BALANCE,
     OrderRequestSerializer,
     OrderSerializer,
     ProductSerializer,
@@ -85,6 +86,8 @@ def top_up(request, pk):
     incoming = TopUpSerializer(data=request.data)
     incoming.is_valid(raise_exception=True)
     amount = incoming.validated_data["amount"]
+    if wallet.balance + amount > LARGEST_BALANCE:
+        return Response({"detail": "balance limit"}, status=status.HTTP_409_CONFLICT)
 
     gateway.charge(amount, f"topup:{wallet.id}")
     # TODO: The balance you read above is a few dozen milliseconds old by now, and other
