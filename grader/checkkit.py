@@ -33,7 +33,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from grader.calibration import LoadFigures, Thresholds, decide
-from grader.load import LoadProfile, run_load
+from grader.load import LoadFailure, LoadProfile, LoadResult, run_load
 
 check = pytest.mark.check
 """Mark a test function as the hidden check of one lab.toml check id."""
@@ -97,12 +97,14 @@ class LoadCheck:
         self.profile = LoadProfile(users=spec["users"], spawn_rate=spec["spawn_rate"], seconds=spec["seconds"])
         self.thresholds = Thresholds(**spec["thresholds"])
         self.rounds = 0
+        self.last: LoadResult | None = None  # the latest round, whose failures a verdict shows
 
     def measure(self, data: Any = None) -> LoadFigures:
         """One run of the profile; its figures become the check's."""
         self.rounds += 1
         result = run_load(Path(self.spec["locustfile"]), self.base_urls, self.profile,
                           self.work / f"round-{self.rounds}", progress=self.progress, data=data)
+        self.last = result
         figures = LoadFigures.of(result)
         self.figures.update(figures.as_figures())
         return figures
@@ -118,11 +120,29 @@ class LoadCheck:
             raise Inconclusive("there are no figures of the reference solution to compare with: `lab calibrate` "
                                "measures them")
         verdict = decide(lambda: self.measure(data), reference, self.thresholds)
+        message, evidence = verdict.message, verdict.evidence
+        if verdict.status != "pass" and self.last is not None and self.last.total.failures:
+            evidence = {**evidence, **load_failure_evidence(self.last)}
+            if self.last.total.failures > self.thresholds.max_failures and self.last.failures:
+                message += f"; the most frequent: {failure_line(self.last.failures[0])}"
         if verdict.status == "fail":
-            raise Failure(verdict.message, evidence=verdict.evidence)
+            raise Failure(message, evidence=evidence)
         if verdict.status == "inconclusive":
-            raise Inconclusive(verdict.message, evidence=verdict.evidence)
-        return verdict.message
+            raise Inconclusive(message, evidence=evidence)
+        return message
+
+
+def failure_line(failure: LoadFailure) -> str:
+    """A failure of a load run in a line: the request, its error and how often."""
+    return f"{failure.request}: {condensed(failure.error)} ({failure.times} time{'s' if failure.times != 1 else ''})"
+
+
+def load_failure_evidence(result: LoadResult, limit: int = 5) -> dict[str, Any]:
+    """What failed under load, per endpoint: how many of its requests failed and the errors they met."""
+    return {"failures": [{"request": failure.request, "error": condensed(failure.error), "times": failure.times}
+                         for failure in result.failures[:limit]],
+            "by endpoint": {endpoint.name: f"{endpoint.failures} of {endpoint.requests} failed"
+                            for endpoint in result.endpoints if endpoint.failures}}
 
 
 @dataclass
@@ -145,7 +165,7 @@ class Reply:
     def describe(self) -> str:
         if self.error:
             return f"{self.method} {self.path} -> {self.error}"
-        return f"{self.method} {self.path} -> {self.status} {self.text[:200]}"
+        return f"{self.method} {self.path} -> {self.status} {condensed(self.text, 200)}"
 
 
 @dataclass(frozen=True)
@@ -462,10 +482,17 @@ SERVER_ERROR_HELP = ("The traceback of each 500 is in .lab/logs/server.log. Some
                      "a time can fail when other requests are using the same rows.")
 
 
+HTML_TAG = re.compile(r"<[!/?a-zA-Z][^>]*(?:>|$)")  # a tag cut off at the end of a shortened body goes too
+# What a browser does not show in the page: an HTML error page's <title> repeats its heading
+# (Django's "Server Error (500)"), so the body alone says it once.
+UNSHOWN_HTML = re.compile(r"<(title|script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
 def condensed(text: str, limit: int = 200) -> str:
-    """A reply body made readable in one line: HTML tags and runs of whitespace dropped."""
-    if "<" in text and ">" in text:
-        text = re.sub(r"<[^>]*>", " ", text)
+    """A reply body made readable in one line: HTML tags, the page's title and runs of whitespace dropped."""
+    if HTML_TAG.search(text):
+        shown = HTML_TAG.sub(" ", UNSHOWN_HTML.sub(" ", text))
+        text = shown if shown.strip() else HTML_TAG.sub(" ", text)  # a page that is only a title keeps it
     return " ".join(text.split())[:limit]
 
 

@@ -4,28 +4,32 @@ Locust patches the standard library with gevent when it is imported, so it never
 grader's process: `run_load` starts `python -m locust` on a lab's hidden locustfile against a
 service on this machine, for a bounded time, shows a live progress line from its CSV history,
 and reads its final statistics (per endpoint and in total: requests, failures, p50, p95, p99)
-from the CSV and JSON files it writes. Requests per second are computed from the run's real
-duration (first request to last), not from the time asked for.
+and the errors behind its failures from the CSV and JSON files it writes. Requests per second
+are computed from the run's real duration (first request to last), not from the time asked for.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from grader.calibration import cpu_available
 from grader.processes import stop_group
 
 LOOPBACK_NAMES = ("localhost",)
+CATCH_RESPONSE_ERROR = re.compile(r"CatchResponseError\((.*)\)", re.DOTALL)
 GRACE_SECONDS = 30  # locust's own start and stop, beyond the run time
 
 
@@ -53,11 +57,24 @@ class EndpointFigures:
 
 
 @dataclass(frozen=True)
+class LoadFailure:
+    """One row of Locust's failures table: a request, the error it met, and how many times."""
+
+    request: str  # "GET /api/books/", as the endpoint is named in the figures
+    error: str  # an exception as Locust wrote it, or the words the locustfile failed a request with
+    times: int
+
+
+@dataclass(frozen=True)
 class LoadResult:
     endpoints: tuple[EndpointFigures, ...]
     total: EndpointFigures
     duration: float  # seconds from the first request sent to the last one answered
     profile: LoadProfile
+    failures: tuple[LoadFailure, ...] = ()  # most frequent first
+    # The share of the machine's CPU a probe got just before and just after the run (1.0 idle; None unmeasured):
+    # a machine busy with other work serves the same code slower (grader.calibration.cpu_available).
+    cpu_available: tuple[float | None, float | None] | None = None
 
     @property
     def rps(self) -> float:
@@ -110,6 +127,7 @@ def run_load(locustfile: Path, base_url: str | tuple[str, ...] | list[str], prof
         data_file = work / "load-data.json"
         data_file.write_text(json.dumps(data))
         env[DATA_VARIABLE] = str(data_file)
+    available_before = cpu_available()
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=locustfile.parent, stdout=output, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
@@ -129,7 +147,9 @@ def run_load(locustfile: Path, base_url: str | tuple[str, ...] | list[str], prof
             stop_group(process.pid, grace=3.0)
     if process.returncode != 0 or not summary.is_file():
         raise LoadError(f"locust failed (exit {process.returncode}):\n{_tail(log)}")
-    return read_figures(Path(f"{prefix}_stats.csv"), summary, profile)
+    figures = read_figures(Path(f"{prefix}_stats.csv"), summary, profile)
+    return replace(figures, failures=read_failures(Path(f"{prefix}_failures.csv")),
+                   cpu_available=(available_before, cpu_available()))
 
 
 def read_figures(stats_csv: Path, summary_json: Path, profile: LoadProfile) -> LoadResult:
@@ -142,6 +162,29 @@ def read_figures(stats_csv: Path, summary_json: Path, profile: LoadProfile) -> L
     ends = [entry["last_request_timestamp"] for entry in entries if entry.get("last_request_timestamp")]
     duration = max(ends) - min(starts) if starts and ends else 0.0
     return LoadResult(endpoints, total, max(duration, 0.0), profile)
+
+
+def read_failures(failures_csv: Path) -> tuple[LoadFailure, ...]:
+    """Locust's `_failures.csv`, most frequent first; none when it wrote no such file."""
+    if not failures_csv.is_file():
+        return ()
+    with failures_csv.open(newline="") as handle:
+        rows = [LoadFailure(f"{row['Method']} {row['Name']}".strip(), _error_words(row["Error"]),
+                            int(row["Occurrences"])) for row in csv.DictReader(handle)]
+    return tuple(sorted(rows, key=lambda failure: -failure.times))
+
+
+def _error_words(error: str) -> str:
+    """A failure the locustfile declared (`response.failure(...)`) in its own words, not as Locust's repr of it."""
+    match = CATCH_RESPONSE_ERROR.fullmatch(error.strip())
+    if match:
+        try:
+            words = ast.literal_eval(match.group(1))
+        except (ValueError, SyntaxError):
+            return error
+        if isinstance(words, str):
+            return words
+    return error
 
 
 def _row_name(row: dict) -> str:

@@ -114,7 +114,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         reason = error.msg if error is not None and hasattr(error, "msg") else str(report.longrepr)
         record.update(status="skip", message=f"skipped: {reason}")
     elif report.passed:
-        record.update(status="pass", message=_first_line(item.obj.__doc__) or "passed")
+        record.update(status="pass", message=_first_line(item.obj.__doc__) or "passed",
+                      evidence={key: value for name, noted in item.user_properties if name == "evidence"
+                                for key, value in noted.items()})  # what a passing check notes: record_property
     elif isinstance(error, Failure):
         record.update(status="fail", message=error.rationale, evidence=error.evidence, hint=error.help)
     elif isinstance(error, Inconclusive):

@@ -275,7 +275,8 @@ def test_check_of_an_unmarked_folder_writes_every_format(tmp_path: Path):
     assert completed.returncode == 1, completed.stderr
     document = json.loads(completed.stdout)
     RESULT.validate(document)
-    starter_fails = load_lab(resources().lab_dir("race-conditions") / "lab.toml").starter_fails
+    spec = load_lab(resources().lab_dir("race-conditions") / "lab.toml")
+    starter_fails = spec.starter_fails
     assert {c["id"] for c in document["checks"] if c["status"] != "pass"} == set(starter_fails)
     assert document == json.loads((repository / ".lab" / "results" / "latest.json").read_text())
     JUNIT_XSD.validate(str(outputs / "junit.xml"))
@@ -286,7 +287,7 @@ def test_check_of_an_unmarked_folder_writes_every_format(tmp_path: Path):
     annotated = {c["title"].split(": ")[1].split(" ")[0] for c in parse_commands(
         "\n".join(line for line in completed.stderr.splitlines() if line.startswith("::")))}
     assert annotated == set(starter_fails)
-    assert "race-conditions 1.1.0" in summary.read_text().splitlines()[0]
+    assert f"race-conditions {spec.version}" in summary.read_text().splitlines()[0]
     assert "Score " in completed.stderr, "the report for people goes to stderr"
     assert (repository / ".lab" / "report.html").is_file()
     assert tree_digest(repository) == before, "only .lab/ was written in the repository"

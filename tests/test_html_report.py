@@ -11,10 +11,22 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from test_report import sample_result  # saved results of real runs, read back
 
 from grader import html_report
 from grader.calibration import Calibration
-from grader.html_report import BAR_AREA, NOT_MEASURED, figure_chart, render_html, write_html
+from grader.html_report import (
+    BAR_AREA,
+    BAR_LEFT,
+    CHART_WIDTH,
+    HIGHER_IS_BETTER,
+    LOWER_IS_BETTER,
+    NOT_MEASURED,
+    PassLine,
+    figure_chart,
+    render_html,
+    write_html,
+)
 from grader.results import CheckResult, RunResult, StageProblem
 
 CALIBRATION = Calibration(
@@ -116,7 +128,9 @@ def test_the_header_names_the_run_its_score_and_verdict():
     assert "The slow catalogue: N+1 queries, missing indexes, unbounded pages" in page, "the lab's title"
     for text in ("slow-queries", "1.0.0", "local", "520297273", "2026-12-02T05:56:14+00:00"):
         assert text in page
-    assert "<strong>1/7</strong>" in page
+    assert '<strong>1/7</strong> <span class="score-unit">points</span>' in page
+    assert "1 of 4 checks pass" in page, "points and checks are told apart"
+    assert "<title>slow-queries 1.0.0: 2 required checks not passing (1/7 points · 1 of 4 checks pass)</title>" in page
     assert "2 required checks not passing" in page, "the skipped check is optional"
     assert "all required checks pass" in render_html(run_result([PASSING]))
     assert "1 required check not passing" in render_html(run_result([PASSING, FAILING]))
@@ -125,13 +139,16 @@ def test_the_header_names_the_run_its_score_and_verdict():
 def test_each_check_shows_its_verdict_message_and_facts():
     page = render_html(mixed_result())
 
-    for check in (PASSING, FAILING, ERRORED, SKIPPED):
+    for check in (FAILING, ERRORED, SKIPPED):
         assert f'id="check-{check.id}"' in page
         assert check.message in page.replace("&#39;", "'")
+    assert 'id="check-books-content"' in page
+    assert PASSING.message not in page, "a passing check's message is its docstring, its title again"
     for status, label in (("pass", "PASS"), ("fail", "FAIL"), ("error", "ERROR"), ("skip", "SKIP")):
         assert f'<span class="badge badge-{status}">{label}</span>' in page, "a status is a word, not a colour alone"
-    assert "2.2 s · weight 3 · required" in page
-    assert "0.0 s · weight 1 · optional" in page
+    assert "2.2 s · 3 points · required" in page
+    assert "0.0 s · 1 point · optional" in page
+    assert '<th scope="col" class="num">points</th>' in page
     assert HINT in page, "a failing check's hint"
     assert "not shown for an error" not in page, "hints are for fail and inconclusive only"
 
@@ -233,7 +250,7 @@ def test_the_chart_is_labelled_for_a_screen_reader():
     svg = re.search(r"<svg[^>]*>", page).group(0)
     assert 'role="img"' in svg
     assert '<title id="chart-queries-constant-title">Figures of queries-constant' in page
-    assert "statements, page of 25: starter 76, yours 38, reference 2;" in page
+    assert "statements, page of 25 (lower is better): starter 76, yours 38, reference 2;" in page
 
 
 def test_the_figures_note_when_the_calibration_was_measured():
@@ -271,6 +288,111 @@ def test_figure_chart_copes_with_zeros_and_values_that_are_not_numbers():
     assert [(bar.drawn, bar.text) for bar in words.bars] == [(False, "Seq Scan"), (False, "True"),
                                                              (False, NOT_MEASURED)]
     assert figure_chart("under-load", []) is None
+
+
+# Saved results of real runs
+
+
+def cards(page: str) -> dict[str, str]:
+    """Each check's card in the page, by check id."""
+    return dict(re.findall(r'<article class="check [^"]*" id="check-([^"]+)">(.*?)</article>', page, re.DOTALL))
+
+
+def test_a_check_title_is_shown_once_in_its_card():
+    sample = sample_result("race-conditions-starter.json")
+    page = render_html(sample).replace("&#39;", "'").replace("&gt;", ">")
+
+    for check in sample.checks:
+        assert cards(page)[check.id].count(check.title) == 1, check.id
+        assert page.count(check.title) == 2, "once in the overview, once in its card"
+        if check.passed and check.message != check.title:
+            assert check.message not in page, "a passing check's message is its docstring: the title again"
+        else:
+            assert check.message in cards(page)[check.id]
+
+
+def test_a_list_of_strings_in_the_evidence_is_a_bulleted_list():
+    page = render_html(sample_result("race-conditions-starter.json"))
+
+    card = cards(page)["idempotent-concurrent"]
+    assert ('<dt>problems</dt>\n    <dd><ul class="evidence-lines"><li>8 orders were created</li>'
+            "<li>8 charges were made</li><li>the stock of product 26 went from 277 to 276, but its orders add up to "
+            "8 units</li></ul></dd>") in card
+    assert "&#34;8 orders were created&#34;" not in page, "never the JSON list"
+    assert "<li>" not in cards(page)["topup-no-lost-update"], "no list where the evidence has none"
+
+
+class PassLineReader(HTMLParser):
+    """What a chart says beside its bars: which way each figure is better, and the pass lines drawn."""
+
+    def __init__(self):
+        super().__init__()
+        self.better: dict[str, str] = {}
+        self.lines: list[float] = []
+        self.labels: list[str] = []
+        self._figure = ""
+        self._reading = ""
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "line" and "pass-line" in classes:
+            self.lines.append(float(attributes["x1"]))
+            assert attributes["x1"] == attributes["x2"], "an upright line"
+        elif tag == "text" and classes and classes[0] in ("figure-name", "better", "pass-line-label"):
+            self._reading = classes[0]
+
+    def handle_endtag(self, tag):
+        if tag == "text":
+            self._reading = ""
+
+    def handle_data(self, data):
+        if self._reading == "figure-name":
+            self._figure = data
+        elif self._reading == "better":
+            self.better[self._figure] = data
+        elif self._reading == "pass-line-label":
+            self.labels.append(f"{self._figure}: {data}")
+
+
+def load_chart(page: str) -> PassLineReader:
+    reader = PassLineReader()
+    reader.feed(re.search(r'<svg class="chart"[^>]*aria-labelledby="chart-under-load-title.*?</svg>', page,
+                          re.DOTALL).group(0))
+    return reader
+
+
+def test_a_load_chart_says_which_way_is_better_and_draws_the_pass_lines():
+    sample = sample_result("slow-queries-reference.json")
+    chart = load_chart(render_html(sample))
+
+    assert chart.better == {"requests/s": HIGHER_IS_BETTER, "p50 ms": LOWER_IS_BETTER, "p95 ms": LOWER_IS_BETTER,
+                            "p99 ms": LOWER_IS_BETTER, "failed requests": LOWER_IS_BETTER}, "requests sent: neither"
+    # slow-queries' lab.toml: min_rps_ratio 0.333, max_p50_ratio 3, max_failures 0; the reference: 65.71 req/s, 140 ms
+    assert chart.labels == ["requests/s: pass line: at least 21.9 (0.333× the reference's)",
+                            "p50 ms: pass line: at most 420 (3× the reference's)",
+                            "failed requests: pass line: at most 0"]
+    assert chart.lines == [pytest.approx(BAR_LEFT + BAR_AREA * 0.333, abs=0.01),
+                           pytest.approx(BAR_LEFT + BAR_AREA * 420 / 1100, abs=0.01), BAR_LEFT]
+    page = render_html(sample)
+    assert "requests/s (higher is better, pass line: at least 21.9 (0.333× the reference&#39;s)): starter 1.69" in page
+    queries = cards(page)["queries-constant"]
+    assert "lower is better" in queries and "pass-line" not in queries, "only a load check has pass lines"
+
+
+def test_a_pass_line_beyond_every_value_sets_the_scale_and_its_label_stays_in_the_chart():
+    rows = [{"name": "p50 ms", "starter": 300.0, "yours": 200.0, "reference": 100.0},
+            {"name": "requests/s", "starter": 10.0, "yours": 12.0, "reference": 100.0}]
+    chart = figure_chart("under-load", rows, {"p50 ms": PassLine(800.0, "pass line: at most 800 (8× the reference's)"),
+                                              "requests/s": PassLine(12.5, "pass line: at least 12.5")})
+
+    p50, rps = chart.groups
+    assert p50.scale_max == 800.0 and p50.pass_mark.x == BAR_LEFT + BAR_AREA
+    assert p50.pass_mark.anchor == "end" and p50.pass_mark.text_x == BAR_LEFT + BAR_AREA, "ends at the line"
+    assert rps.pass_mark.anchor == "start" and rps.pass_mark.text_x == rps.pass_mark.x < BAR_LEFT + BAR_AREA / 2
+    assert p50.pass_mark.top < p50.bars[0].y and p50.pass_mark.bottom > p50.bars[-1].y, "across all three bars"
+    assert rps.y > p50.pass_mark.text_y, "the label has its own room, above the next figure"
+    assert all(mark.text_x <= CHART_WIDTH for mark in (p50.pass_mark, rps.pass_mark))
 
 
 # Writing it
@@ -366,3 +488,26 @@ def test_chromium_draws_the_report(tmp_path: Path):
     for text in ("The slow catalogue: N+1 queries, missing indexes, unbounded pages", "FAIL", HINT,
                  *(check.id for check in (PASSING, FAILING, ERRORED, SKIPPED))):
         assert text in dom
+
+
+def test_chromium_draws_the_pass_lines_and_the_bulleted_problems(tmp_path: Path):
+    binary = browser()
+    from PIL import Image
+
+    sample = sample_result("slow-queries-reference.json")  # every check passes: no red but the pass lines'
+    page = tmp_path / "report.html"
+    write_html(sample, page)
+    screenshot = tmp_path / "report.png"
+
+    run_browser(binary, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1200,4000", page.as_uri())
+    dom = run_browser(binary, tmp_path / "profile", "--dump-dom", page.as_uri())
+
+    with Image.open(screenshot) as image:
+        counts = {colour: count for count, colour in image.convert("RGB").getcolors(maxcolors=1200 * 4000)}
+    assert pixels_near(counts, FAIL_RGB, tolerance=40) > 150, "three dashed red pass lines and their labels"
+    assert "pass line: at least 21.9" in dom and "higher is better" in dom and "lower is better" in dom
+
+    race = tmp_path / "race.html"
+    write_html(sample_result("race-conditions-starter.json"), race)
+    dom = run_browser(binary, tmp_path / "profile", "--dump-dom", race.as_uri())
+    assert '<ul class="evidence-lines"><li>sold 44 units of 11</li>' in dom

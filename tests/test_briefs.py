@@ -1,0 +1,89 @@
+"""Each brief states what is graded: its numbers are the numbers of the lab's data, code and lab.toml.
+
+A learner reads only the brief. A number it states (a dataset's size, a limit, a page size, the server's shape)
+that differs from what the checks use teaches the wrong thing and makes correct code fail, so every such
+number is read here from the brief and from where the lab really keeps it, and the two must agree.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from grader.labspec import LabSpec, lab_slugs, load_lab
+from grader.resources import resources
+
+RESOURCES = resources()
+SLUGS = lab_slugs(RESOURCES.labs)
+
+
+def brief(slug: str) -> str:
+    return (RESOURCES.lab_dir(slug) / "README.md").read_text()
+
+
+def spec(slug: str) -> LabSpec:
+    return load_lab(RESOURCES.lab_dir(slug) / "lab.toml")
+
+
+def constant(path: Path, name: str):
+    """A module-level constant of a Python file, read without importing it (the lab's Django code needs Django)."""
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        if any(isinstance(target, ast.Name) and target.id == name for target in targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{path} has no constant {name}")
+
+
+def numbers(text: str) -> list[int]:
+    """Every whole number written in a text, with or without thousands separators (60,000 or 60000)."""
+    return [int(match.replace(",", "")) for match in re.findall(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\w,])|(?<![\w.,])\d+(?![\w,])",
+                                                                 text)]
+
+
+def stated(text: str, pattern: str) -> list[int]:
+    """The numbers a pattern captures wherever it occurs (each must occur at least once)."""
+    found = [int(value.replace(",", "")) for match in re.finditer(pattern, text) for value in match.groups()]
+    assert found, f"the brief no longer says {pattern!r}"
+    return found
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_the_acceptance_criteria_list_exactly_the_checks_of_lab_toml(slug: str):
+    text = brief(slug)
+    section = text.split("## Acceptance criteria", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^- `([a-z0-9-]+)`", section, re.M)
+    assert listed == list(spec(slug).check_ids)
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_the_server_the_brief_describes_is_the_one_graded(slug: str):
+    server = spec(slug).server
+    shapes = re.findall(r"(\d+) workers?(?: process(?:es)?)?,? (?:of |with )?(\d+) threads", brief(slug).replace("**", ""))
+    assert shapes, "the brief says how many workers and threads grade the app"
+    assert {(int(workers), int(threads)) for workers, threads in shapes} == {(server.workers, server.threads)}
+    assert ("two replicas" in brief(slug).replace("**", "").lower()) == (server.replicas == 2)
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_the_numbers_of_the_summary_are_in_the_brief(slug: str):
+    summary = spec(slug).summary
+    assert set(numbers(summary)) <= set(numbers(brief(slug))), summary
+
+
+def test_race_conditions_states_its_limits_as_the_code_and_checks_keep_them():
+    text, starter = brief("race-conditions"), RESOURCES.starter_dir("race-conditions")
+    serializers, views = starter / "store" / "serializers.py", starter / "store" / "views.py"
+    gateway = starter / "payments" / "gateway.py"
+    seed = RESOURCES.checks_dir("race-conditions") / "seed.py"
+    assert set(stated(text, r"`amount` missing, not an integer, below 1 or above (\d+)")) == \
+        {constant(serializers, "LARGEST_TOPUP")}
+    assert set(stated(text, r"plus `amount` would be above (\d+)")) == {constant(serializers, "LARGEST_BALANCE")} \
+        == {constant(seed, "LARGEST_BALANCE")}
+    assert set(stated(text, r"below 1 or above (\d+);")) == {constant(serializers, "LARGEST_INTEGER")}
+    assert set(stated(text, r"at most (\d+) characters")) == {constant(views, "IDEMPOTENCY_KEY_LENGTH")}
+    assert stated(text, r"about (\d+) ms, like a real provider") == [round(constant(gateway, "CHARGE_LATENCY") * 1000)]
+    assert stated(text, r"risk check that takes about (\d+) ms") == [round(constant(gateway, "SCREEN_LATENCY") * 1000)]
