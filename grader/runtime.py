@@ -56,8 +56,8 @@ class Runtime(Protocol):
 
 
 class LocalHandle:
-    def __init__(self, process: subprocess.Popen):
-        self.process = process
+    def __init__(self, process: subprocess.Popen, hosts: Path | None = None):
+        self.process, self.hosts = process, hosts
 
     def poll(self) -> int | None:
         return self.process.poll()
@@ -73,7 +73,7 @@ class LocalHandle:
         return ""
 
     def where(self) -> dict:
-        return {"pid": self.process.pid}
+        return {"pid": self.process.pid, **({"hosts": str(self.hosts)} if self.hosts else {})}
 
     def base_url(self, listener: Listener) -> str:
         return listener.base_url
@@ -90,8 +90,22 @@ class LocalRuntime:
 
     def __init__(self, run: RunDirectory):
         self.run = run
-        self.confinement = Confinement(sandbox_mode(), run.app_uid, hidden=(runs_root(), state_dir()))
+        mode = sandbox_mode()
+        self.confinement = Confinement(mode, run.app_uid, hidden=(runs_root(), state_dir()),
+                                       hosts=self._hosts_file() if mode.name == "bwrap" else None)
         self.default_home = self.home("home")
+
+    def _hosts_file(self) -> Path | None:
+        """The run's copy of /etc/hosts, which its commands see in its place: readable by them, written by the
+        grader only (a check that decides what a name resolves to rewrites it in place)."""
+        machine = Path("/etc/hosts")
+        if not machine.is_file():
+            return None
+        hosts = self.run.path / "hosts"
+        if not hosts.is_file():
+            hosts.write_bytes(machine.read_bytes())
+            hosts.chmod(0o644)
+        return hosts
 
     def home(self, name: str) -> dict[str, str]:
         """A fresh HOME (with its TMPDIR) in the run directory that only the learner's processes may write."""
@@ -124,4 +138,5 @@ class LocalRuntime:
             output.touch(mode=0o600)
             chown_for_app(output, self.confinement)
         command = self.confinement.wrap(command, cwd=cwd, readable=inputs, writable=(Path(env["HOME"]), *outputs))
-        return LocalHandle(self.run.spawn(name, command, log=log, cwd=cwd, env=env, **self.confinement.popen_kwargs()))
+        return LocalHandle(self.run.spawn(name, command, log=log, cwd=cwd, env=env, **self.confinement.popen_kwargs()),
+                           self.confinement.hosts)

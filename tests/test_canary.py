@@ -1,9 +1,11 @@
-"""The SSRF canary: a loopback listener that records who came, started and stopped cleanly."""
+"""The SSRF canary: a loopback listener that records who came, names it resolves, started and stopped cleanly."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from grader.canary import Canary
+from grader.sandbox import Confinement, sandbox_mode
 
 
 def fetch(url: str) -> tuple[int, str]:
@@ -62,3 +65,35 @@ def test_a_canary_that_cannot_start_says_so(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr("grader.canary.SCRIPT", "raise SystemExit(3)")
     with pytest.raises(RuntimeError, match="did not start: it exited with status 3"):
         Canary(None, tmp_path, lifetime=5).__enter__()
+
+
+def test_without_a_run_s_own_hosts_file_or_docker_names_and_the_public_address_say_why_not(tmp_path: Path):
+    with Canary(None, tmp_path, names=True) as canary:
+        assert canary.public == "" and "local provider" in canary.public_why_not
+        assert "own /etc/hosts" in canary.names_why_not and "public address" in canary.dns_why_not
+        with pytest.raises(RuntimeError, match="names cannot be pointed here"):
+            canary.point("anything.test", "127.0.0.1")
+        status, _ = fetch(canary.url("127.0.0.1", "canary-0"))
+        assert status == 200 and [hit["listener"] for hit in canary.forged()] == ["loopback"]
+
+
+@pytest.mark.skipif(sandbox_mode().name != "bwrap", reason="needs the bwrap sandbox")
+def test_a_name_the_canary_points_resolves_so_in_the_sandbox_at_every_lookup(tmp_path: Path):
+    """The run's hosts file, bound over the sandbox's /etc/hosts, rewritten in place between two lookups."""
+    hosts = tmp_path / "hosts"
+    original = Path("/etc/hosts").read_text()
+    hosts.write_text(original)
+    confinement = Confinement(sandbox_mode(), app_uid=None, hosts=hosts)
+    lookup = confinement.wrap([sys.executable, "-c", "import socket, sys; print(socket.gethostbyname(sys.argv[1]))",
+                               "hooks.rebind.test"], cwd=Path("/"), readable=(), writable=())
+
+    def resolved() -> str:
+        return subprocess.run(lookup, capture_output=True, text=True, timeout=30).stdout.strip()
+
+    with Canary({"pid": os.getpid(), "hosts": str(hosts)}, tmp_path / "canary", names=True) as canary:
+        assert canary.names_why_not == ""
+        canary.point("hooks.rebind.test", "93.184.215.14")
+        assert resolved() == "93.184.215.14"
+        canary.point("hooks.rebind.test", "127.0.0.1")
+        assert resolved() == "127.0.0.1"
+    assert hosts.read_text() == original, "the hosts file is put back"

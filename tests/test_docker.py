@@ -23,6 +23,7 @@ import pytest
 from grader import catalog
 from grader.labspec import load_lab
 from grader.providers.containers import LABEL_RUNS
+from grader.providers.docker import GLOBAL_SUBNETS
 from grader.resources import resources
 
 from conftest import FIXTURES, as_at_a_terminal, docker_unavailable, overlay
@@ -172,6 +173,8 @@ def test_a_graded_apps_network_has_no_way_out(workspace: Path):
         assert network.attrs["Internal"] is True and network.attrs["EnableIPv6"] is False, network.attrs
         assert network.attrs["Labels"].get(LABEL_RUNS) == os.environ["LAB_RUNS_DIR"]
         gateways = {config["Gateway"] for config in network.attrs["IPAM"]["Config"]}
+        # on a global subnet, so that the SSRF check has a public address that leads nowhere (the app's own)
+        assert {config["Subnet"] for config in network.attrs["IPAM"]["Config"]} <= set(GLOBAL_SUBNETS), network.attrs
         code, table = server.exec_run(["cat", "/proc/net/route"])
         assert code == 0, table
         for route in table.decode().splitlines()[1:]:

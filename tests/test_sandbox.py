@@ -33,6 +33,15 @@ def test_a_bwrap_command_hides_tmp_and_the_grader_and_shows_only_what_the_comman
         assert path.is_dir()
 
 
+def test_a_bwrap_command_sees_the_run_s_own_hosts_file_as_etc_hosts():
+    hosts = Path("/tmp/nexus-labs-runs/run-x/hosts")
+    confinement = Confinement(SandboxMode("bwrap", "test", "/usr/bin/bwrap"), app_uid=None, hosts=hosts)
+    command = confinement.wrap(["python"], cwd=Path("/"), readable=(), writable=())
+    assert f"--ro-bind {hosts} /etc/hosts --chdir" in " ".join(command)
+    assert "/etc/hosts" not in " ".join(Confinement(SandboxMode("bwrap", "test", "/usr/bin/bwrap"), app_uid=None)
+                                        .wrap(["python"], cwd=Path("/"), readable=(), writable=()))
+
+
 def test_without_bwrap_the_command_is_unchanged_and_the_user_mode_switches_uid():
     user = Confinement(SandboxMode("user", "test"), app_uid=61000)
     assert user.wrap(["python"], cwd=Path("/"), readable=(), writable=()) == ["python"]

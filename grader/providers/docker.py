@@ -18,7 +18,9 @@ TESTCONTAINERS_CONNECTION_MODE, TC_HOST.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
+import random
 import secrets
 import socket
 import sys
@@ -27,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 
 import docker
 import docker.errors
+import docker.types
 import psycopg
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.community.redis import RedisContainer
@@ -51,6 +54,11 @@ TEMPLATE_PGDATA = "/var/lib/postgresql/lab-data"
 TEMPLATE_REPOSITORY = "nexus-labs/pgtpl"
 LABEL_TEMPLATE = "org.nexus-labs.template"
 TEMPLATES_KEPT = 3  # per lab: a learner going back and forth between a few migration sets
+# Subnets for graded runs' internal networks: global addresses (ipaddress: is_global) of the AS112 anycast DNS
+# sinks (RFC 7534, RFC 7535), which nothing on a lab machine calls. While a run lasts, this machine routes its
+# subnet to the run's bridge, which forwards nothing out of an internal network; docs/security.md.
+GLOBAL_SUBNETS = tuple(str(subnet) for block in ("192.175.48.0/24", "192.31.196.0/24")
+                       for subnet in ipaddress.ip_network(block).subnets(new_prefix=27))
 
 
 def engine() -> docker.DockerClient:
@@ -103,7 +111,7 @@ class DockerProvider:
         with ExitStack() as stack:
             # A graded run's network is internal: nothing in it reaches beyond it, and the grader reaches the
             # containers at their addresses on it. `lab run` publishes ports, so the learner can browse.
-            network = Network(docker_network_kw={"labels": labels, "internal": internal}).create()
+            network = _network(labels, internal)
             stack.callback(network.remove)
             settings = [arg for key, value in {**TEST_SETTINGS, **lab.postgres.server_settings()}.items()
                         if key not in ("unix_socket_directories", "listen_addresses")
@@ -164,6 +172,22 @@ class DockerProvider:
                 self.client.images.remove(image.id, noprune=False)
             except docker.errors.APIError:
                 pass  # a running check still uses it; a later run removes it
+
+
+def _network(labels: dict[str, str], internal: bool) -> Network:
+    """The run's network. An internal one is made on a global subnet where one is free, so that a check can
+    serve a public address that never leads off the machine (the app container's own; grader/canary.py);
+    else, and for `lab run`, on a subnet the engine picks."""
+    if internal:
+        for subnet in random.sample(GLOBAL_SUBNETS, len(GLOBAL_SUBNETS)):
+            gateway = str(next(ipaddress.ip_network(subnet).hosts()))  # recorded, as the engine's own choice is
+            pool = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
+            try:
+                return Network(docker_network_kw={"labels": labels, "internal": True, "ipam": pool}).create()
+            except docker.errors.APIError as error:
+                if "overlap" not in str(error).lower():
+                    raise  # taken by another run: try the next one
+    return Network(docker_network_kw={"labels": labels, "internal": internal}).create()
 
 
 def containers_routable() -> bool:

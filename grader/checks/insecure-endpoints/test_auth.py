@@ -38,6 +38,12 @@ def test_login_works(client, accounts, expect, contract):
                   help=contract)
 
 
+def _claimed_client(guess: int) -> dict[str, str]:
+    """Forwarding headers an attacker sets to pose as another client at every guess (documentation addresses)."""
+    return {"X-Forwarded-For": f"203.0.113.{guess % 250 + 1}", "X-Real-IP": f"198.51.100.{guess % 250 + 1}",
+            "Forwarded": f"for=192.0.2.{guess % 250 + 1}"}
+
+
 def _guesses(client, account, count: int, replica: int, label: str) -> list[dict]:
     return [{"guess": f"{label} {n + 1}", "replica": replica + 1,
              "status": client.post(LOGIN, account.credentials(f"guess-{label}-{n:04d}")).status}
@@ -46,17 +52,21 @@ def _guesses(client, account, count: int, replica: int, label: str) -> list[dict
 
 @check("login-throttled")
 def test_login_throttled(replicas, accounts, expect, contract):
-    """Password guessing stops after 5 failures for an account, on every replica and all at once; others sign in"""
+    """Password guessing stops after 5 failures for an account, on any replica, whatever client it claims to be"""
     victim, burst_victim, bystander = accounts["throttle_victim"], accounts["throttle_burst"], accounts["throttle_bystander"]
     help_text = ("Count failed logins per username where every worker and every replica sees the same count (Redis "
                  "through Django's cache, or a table), not in a process's memory, and count an attempt before you "
-                 "check its password (an atomic increment), so that guesses sent together are counted too.")
+                 "check its password (an atomic increment), so that guesses sent together are counted too. Key the "
+                 "count on the username, never on X-Forwarded-For, X-Real-IP or Forwarded (DRF's get_ident reads "
+                 "X-Forwarded-For): the client writes those headers and can change them at every guess.")
     attempts = []
-    for guess in range(GUESSES):  # one at a time, alternating over the replicas
+    for guess in range(GUESSES):  # one at a time, alternating over the replicas, each from another claimed client
         replica = guess % len(replicas)
-        reply = replicas[replica].post(LOGIN, victim.credentials(f"guess-{guess:04d}"))
-        attempts.append({"guess": guess + 1, "replica": replica + 1, "status": reply.status})
-    right = replicas[0].post(LOGIN, victim.credentials())
+        claimed = _claimed_client(guess)
+        reply = replicas[replica].post(LOGIN, victim.credentials(f"guess-{guess:04d}"), headers=claimed)
+        attempts.append({"guess": guess + 1, "replica": replica + 1, "X-Forwarded-For": claimed["X-Forwarded-For"],
+                         "status": reply.status})
+    right = replicas[0].post(LOGIN, victim.credentials(), headers=_claimed_client(GUESSES))
     attempts.append({"guess": "the right password", "replica": 1, "status": right.status})
     checked = sum(1 for attempt in attempts if attempt["status"] == 401)
     if checked > MAX_FAILURES or right.status != 429:
@@ -65,15 +75,18 @@ def test_login_throttled(replicas, accounts, expect, contract):
         raise Failure(f"an attacker can keep guessing {victim.username}'s password: {got}; the brief allows "
                       f"{MAX_FAILURES} failures, then 429 for every login (API2:2023 Broken Authentication)",
                       evidence={"exploit": f"POST {LOGIN} for {victim.username} with {GUESSES} wrong passwords, "
-                                           f"alternating over {len(replicas)} replicas, then the right one",
+                                           f"alternating over {len(replicas)} replicas, each with another "
+                                           "X-Forwarded-For, X-Real-IP and Forwarded, then the right one",
                                 "attempts": attempts}, help=help_text)
-    calls = [Call("POST", LOGIN, burst_victim.credentials(f"together-{n:04d}")) for n in range(BURST)]
+    calls = [Call("POST", LOGIN, burst_victim.credentials(f"together-{n:04d}"), _claimed_client(GUESSES + 1 + n))
+             for n in range(BURST)]
     together = replicas[0].burst(calls)
     checked = sum(1 for reply in together if reply.status == 401)
     if checked > MAX_FAILURES:
         raise Failure(f"{BURST} wrong passwords for {burst_victim.username} sent at the same moment: {checked} were "
                       f"checked (401), the brief allows {MAX_FAILURES} (API2:2023 Broken Authentication)",
-                      evidence={"exploit": f"POST {LOGIN} x{BURST} at once for {burst_victim.username}",
+                      evidence={"exploit": f"POST {LOGIN} x{BURST} at once for {burst_victim.username}, each with "
+                                           "another X-Forwarded-For, X-Real-IP and Forwarded",
                                 "replies": status_counts(together)}, help=help_text)
     if any(attempt["status"] not in (401, 429) for attempt in attempts) or \
             any(reply.status not in (401, 429) for reply in together):

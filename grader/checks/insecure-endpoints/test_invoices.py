@@ -80,7 +80,8 @@ def test_invoices_isolated(client, accounts, records, seeded, expect):
     if leaks:
         raise Failure(f"{intruder.username} reached {owner.username}'s invoices by their ids: {len(leaks)} of 4 "
                       "attempts got through (API1:2023 Broken Object Level Authorization)",
-                      evidence={"attempts": leaks}, help=OBJECT_LEVEL)
+                      evidence={"attempts": leaks, "expected": "404 or 403, and the invoice unchanged"},
+                      help=OBJECT_LEVEL)
     own = client.get(f"/api/invoices/{victims[0]}/", headers=accounts.headers(owner))
     expect.status(own, 200, f"as {owner.username}, the owner", help="The owner must still read their invoice.")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from grader.canary import Canary
 from grader.checkkit import Failure, attempt_line, check, condensed
 
-PUBLIC_URL = "https://93.184.215.14/hooks/invoicely"  # registered, never called: no traffic leaves the machine
+PUBLIC_ADDRESS = "93.184.215.14"
+PUBLIC_URL = f"https://{PUBLIC_ADDRESS}/hooks/invoicely"  # registered, never called: no traffic leaves the machine
 SSRF_HELP = ("Before calling a webhook, resolve its host and refuse the URL unless every address is a public one "
              "(ipaddress: is_global), then connect to the address you checked and do not follow redirects. "
              "Comparing the URL's text with '127.0.0.1' misses localhost, 127.1, [::1] and redirects.")
@@ -40,30 +42,69 @@ PRIVATE = ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/hooks", 
 """Never called: the brief refuses them at registration (a ping would send traffic off the machine)."""
 
 
-def _try(client, auth, url: str, who: str, canary) -> dict:
-    """Register a webhook on the URL and, when that is accepted, ping it."""
+def _try(client, auth, url: str, who: str, canary, between=None) -> dict:
+    """Register a webhook on the URL and, when that is accepted, ping it (after `between()`, when given)."""
     registered = client.post("/api/webhooks/", {"url": url}, headers=auth)
     attempt = {"url": url, "register": registered.status}
     if registered.status == 201 and isinstance(registered.body, dict):
+        if between is not None:
+            between()
         ping = client.post(f"/api/webhooks/{registered.body.get('id')}/ping/", headers=auth)
         attempt.update(ping=ping.status, exploit=attempt_line(ping, who), answered=condensed(ping.text, 160),
-                       leaked=canary.secret in ping.text)
+                       leaked=f"canary {canary.secret}" in ping.text)
     return attempt
 
 
+def _tricks(canary, first: int) -> tuple[list[tuple[str, str, Any]], list[dict[str, str]]]:
+    """The cases that need a public address or names the check resolves, as (form, url, between), numbered from
+    `first`; and those this run cannot try, with why."""
+    cases, untried = [], []
+    inner = canary.url("127.0.0.1", f"canary-{first}")
+    if canary.public:
+        cases.append(("a redirect from a public address to 127.0.0.1",
+                      f"{canary.url(canary.public, f'hop-{first}')}?to={quote(inner, safe='')}", None))
+    else:
+        untried.append({"case": "a redirect from a public address to 127.0.0.1", "why": canary.public_why_not})
+    tag = canary.secret[:10]
+    if not canary.names_why_not:
+        name = f"rebind-{len(cases) + first}.{tag}.test"
+        canary.point(name, canary.public or PUBLIC_ADDRESS)
+        cases.append((f"a name resolving to {canary.public or PUBLIC_ADDRESS} at registration, to 127.0.0.1 at the "
+                      f"ping ({name})",
+                      canary.url(name, f"canary-{len(cases) + first}"), lambda: canary.point(name, "127.0.0.1")))
+    else:
+        untried.append({"case": "a name that resolves to 127.0.0.1 once registered", "why": canary.names_why_not})
+    if not canary.dns_why_not:
+        twice = f"recheck-{len(cases) + first}.{tag}.test"
+        canary.answer(twice, [canary.public])
+        cases.append((f"a name resolving to {canary.public} at registration and at the ping's first lookup, to "
+                      f"127.0.0.1 after ({twice})",
+                      canary.url(twice, f"canary-{len(cases) + first}"),
+                      lambda: canary.answer(twice, [canary.public, "127.0.0.1"])))
+    else:
+        untried.append({"case": "a name whose second lookup at the ping resolves to 127.0.0.1",
+                        "why": canary.dns_why_not})
+    return cases, untried
+
+
 @check("webhooks-no-ssrf")
-def test_webhooks_no_ssrf(lab, client, db, accounts, expect, contract):
-    """No webhook makes the service call its own machine, however it is spelled, by redirect or from an old row;
-    private and link-local destinations are refused"""
+def test_webhooks_no_ssrf(lab, client, db, accounts, expect, contract, record_property):
+    """No webhook makes the service call its own machine: not by any spelling, redirect, changed name or old row"""
     user = accounts["webhooks"]
     where = lab.replica_processes[0] if lab.replica_processes else None
-    with Canary(where, lab.work_dir / "canary") as canary:
+    with Canary(where, lab.work_dir / "canary", names=True) as canary:
         auth = accounts.headers(user)  # after the listener started: the token lives a few seconds only
         forms = LOOPBACK + (["[::1]"] if canary.ipv6 else [])
         targets = {form: canary.url(form, f"canary-{index}") for index, form in enumerate(forms)}
         inner = canary.url("127.0.0.1", f"canary-{len(targets)}")
         targets["a redirect to 127.0.0.1"] = f"{canary.url('127.1', 'hop')}?to={quote(inner, safe='')}"
         attempts = [{"form": form, **_try(client, auth, url, user.username, canary)} for form, url in targets.items()]
+        tricks, untried = _tricks(canary, len(targets))
+        for form, url, between in tricks:  # a new token each: changing names in a container takes a while
+            targets[form] = url
+            auth = accounts.headers(user)
+            attempts.append({"form": form, **_try(client, auth, url, user.username, canary, between)})
+        auth = accounts.headers(user)
         # A row registered before the fix, or a name that resolved elsewhere then: the ping checks again.
         planted = db.scalar("INSERT INTO billing_webhook (owner_id, url, created_at) VALUES (%s, %s, now()) "
                             "RETURNING id", (user.id, canary.url("127.0.0.1", f"canary-{len(targets)}")))
@@ -71,17 +112,29 @@ def test_webhooks_no_ssrf(lab, client, db, accounts, expect, contract):
         ping = client.post(f"/api/webhooks/{planted}/ping/", headers=auth)
         attempts.append({"form": "an old webhook row on 127.0.0.1", "register": None, "ping": ping.status,
                          "exploit": attempt_line(ping, user.username), "answered": condensed(ping.text, 160),
-                         "leaked": canary.secret in ping.text})
-        hits = canary.hits()
+                         "leaked": f"canary {canary.secret}" in ping.text})
+        auth = accounts.headers(user)
+        hits, lookups = canary.forged(), canary.lookups()
+        served = [hit for hit in canary.hits() if hit not in hits]  # by the public address: allowed
+        where_public = {"public_address": canary.public, "why_it_stays_on_the_machine": canary.public_proof} \
+            if canary.public else {}
     reached = {hit["path"].split("/")[1].removeprefix("canary-") for hit in hits if hit["path"].startswith("/canary-")}
     through = [form for index, form in enumerate(targets) if str(index) in reached]
+    not_tried = {"not_tried": untried} if untried else {}
     if hits:
         raise Failure(f"webhooks made the service call its own machine: {', '.join(through) or 'loopback'} reached a "
                       "listener on the service's loopback (API7:2023 Server Side Request Forgery)",
                       evidence={"attempts": attempts, "the_listener_saw": hits[:10],
                                 "leaked_to_the_caller": [a["form"] for a in attempts if a.get("leaked")],
-                                "ipv6_loopback": canary.ipv6},
+                                "ipv6_loopback": canary.ipv6, **({"names_resolved": lookups} if lookups else {}),
+                                **where_public, **not_tried},
                       help=SSRF_HELP)
+    public = [attempt for attempt in attempts if attempt["form"].startswith("a redirect from a public address")]
+    if public and public[0]["register"] != 201:
+        raise Failure(f"a webhook on a public address was refused ({public[0]['register']}): {public[0]['url']}; "
+                      "the brief accepts every public internet address",
+                      evidence={"attempt": public[0], **where_public},
+                      help="Refuse an address by what it is (ipaddress: not is_global), not by a list of your own.")
     accepted = []
     for url in PRIVATE:
         reply = client.post("/api/webhooks/", {"url": url}, headers=auth)
@@ -102,3 +155,6 @@ def test_webhooks_no_ssrf(lab, client, db, accounts, expect, contract):
     created = client.post("/api/webhooks/", {"url": PUBLIC_URL}, headers=auth)
     expect.status(created, 201, "registering a public URL after the attempts", sent={"url": PUBLIC_URL},
                   help="Public URLs must still be accepted.")
+    record_property("evidence", {"tried": list(targets), **where_public, **not_tried,
+                                 **({"the_public_address_saw": served} if served else {}),
+                                 **({"names_resolved": lookups} if lookups else {})})
