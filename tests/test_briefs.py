@@ -81,9 +81,22 @@ def test_race_conditions_states_its_limits_as_the_code_and_checks_keep_them():
     seed = RESOURCES.checks_dir("race-conditions") / "seed.py"
     assert set(stated(text, r"`amount` missing, not an integer, below 1 or above (\d+)")) == \
         {constant(serializers, "LARGEST_TOPUP")}
-    assert set(stated(text, r"plus `amount` would be above (\d+)")) == {constant(serializers, "LARGEST_BALANCE")} \
-        == {constant(seed, "LARGEST_BALANCE")}
+    assert set(stated(text, r"balance plus `amount` would be above (\d+)")) == \
+        {constant(serializers, "LARGEST_BALANCE")} == {constant(seed, "LARGEST_BALANCE")}
     assert set(stated(text, r"below 1 or above (\d+);")) == {constant(serializers, "LARGEST_INTEGER")}
     assert set(stated(text, r"at most (\d+) characters")) == {constant(views, "IDEMPOTENCY_KEY_LENGTH")}
     assert stated(text, r"about (\d+) ms, like a real provider") == [round(constant(gateway, "CHARGE_LATENCY") * 1000)]
     assert stated(text, r"risk check that takes about (\d+) ms") == [round(constant(gateway, "SCREEN_LATENCY") * 1000)]
+
+
+def test_slow_queries_states_the_dataset_and_pages_the_checks_use():
+    text, checks = brief("slow-queries"), RESOURCES.checks_dir("slow-queries")
+    dataset = checks / "dataset.py"
+    opening = " ".join(text.split("## The API contract", 1)[0].split())
+    assert stated(opening, r"catalogue holds ([\d,]+) books by ([\d,]+) authors") == \
+        [constant(dataset, "BOOKS"), constant(dataset, "AUTHORS")]
+    assert stated(opening, r"about ([\d,]+) reviews") == [constant(dataset, "REVIEWS_ABOUT")]
+    assert stated(spec("slow-queries").summary, r"holds ([\d,]+) books and about ([\d,]+) reviews") == \
+        [constant(dataset, "BOOKS"), constant(dataset, "REVIEWS_ABOUT")]
+    assert set(stated(" ".join(text.split()), r"no page may hold more than (\d+)")) == \
+        {constant(checks / "test_queries.py", "PAGE_CEILING")}

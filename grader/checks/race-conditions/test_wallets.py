@@ -109,6 +109,8 @@ def test_wallet_basics(client, ledger, expect, seeded):
         ({"source": rich["id"], "target": unknown, "amount": 100}, 404, "to a wallet that does not exist"),
         ({"source": poor["id"], "target": other["id"], "amount": poor["balance"] + 1}, 409,
          f"for {poor['balance'] + 1} from a wallet holding {poor['balance']}"),
+        ({"source": rich["id"], "target": full["id"], "amount": 1}, 409,
+         f"of 1 to a wallet already holding the limit of {limit}"),
     ]
     for body, expected, doing in refused_transfers:
         last_transfer = ledger.last_id("store_transfer")

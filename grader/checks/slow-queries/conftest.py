@@ -7,10 +7,12 @@ implementation of the same API.
 
 from __future__ import annotations
 
+import math
 import random
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from fractions import Fraction
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -20,13 +22,16 @@ BOOK_FIELDS = ("id", "title", "isbn", "genre", "published_on", "pages", "author"
 REVIEW_FIELDS = ("id", "book", "reviewer", "rating", "body", "created_at")
 PAGE_FIELDS = ("count", "next", "previous", "results")
 FEED_FIELDS = ("next", "previous", "results")  # the reviews feed is paged by a cursor: no total
-AVERAGE_TOLERANCE = 0.006  # average_rating is rounded to 2 decimals; any rounding of the exact mean passes
 CONTRACT = "The brief's API contract lists every field of a page, a book and a review, and the order of each list."
+ROUNDING_HELP = ("The brief: average_rating is the mean rounded to 2 decimal places, a JSON number (4.33, not 4.3333 "
+                 "or \"4.33\"); a mean exactly halfway between two (4.125) may go either way.")
+TIMESTAMP_HELP = ("The brief: created_at is written in UTC ending in Z, the way DRF's DateTimeField writes it "
+                  "(2024-03-05T17:02:11.123456Z), not +00:00 or another time zone.")
 
 _BOOKS = """
     SELECT b.id, b.title, b.isbn, b.genre, b.published_on, b.pages, a.id AS author_id, a.name AS author_name,
            (SELECT count(*) FROM catalog_review r WHERE r.book_id = b.id) AS review_count,
-           (SELECT avg(r.rating) FROM catalog_review r WHERE r.book_id = b.id) AS average_rating
+           (SELECT sum(r.rating) FROM catalog_review r WHERE r.book_id = b.id) AS rating_total
     FROM catalog_book b JOIN catalog_author a ON a.id = b.author_id
 """
 _REVIEWS = """
@@ -39,12 +44,32 @@ def _book(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "title": row["title"], "isbn": row["isbn"], "genre": row["genre"],
             "published_on": row["published_on"].isoformat(), "pages": row["pages"],
             "author": {"id": row["author_id"], "name": row["author_name"]}, "review_count": row["review_count"],
-            "average_rating": None if row["average_rating"] is None else float(row["average_rating"])}
+            "average_rating": None if not row["review_count"] else Mean(row["rating_total"], row["review_count"])}
 
 
 def _review(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "book": {"id": row["book_id"], "title": row["book_title"]}, "reviewer": row["reviewer"],
             "rating": row["rating"], "body": row["body"], "created_at": row["created_at"]}
+
+
+class Mean(Fraction):
+    """A book's exact mean rating; a reply's average_rating must be it rounded to 2 decimals."""
+
+    def rounded(self) -> tuple[Fraction, ...]:
+        """The numbers of 2 decimals the brief allows: the nearest, or both neighbours when the mean is halfway."""
+        low = Fraction(math.floor(self * 100), 100)
+        high = low + Fraction(1, 100)
+        if self - low == high - self:
+            return low, high
+        return (low,) if self - low < high - self else (high,)
+
+    def shown(self) -> str:
+        return " or ".join(f"{float(value):.2f}" for value in self.rounded())
+
+
+def timestamp(value: datetime) -> str:
+    """A timestamptz as the brief writes it: UTC, ISO 8601, Z (DRF's DateTimeField: no fraction when it is zero)."""
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class Catalogue:
@@ -95,26 +120,55 @@ class Catalogue:
             (at_least,))]
         return rng.sample(names, min(count, len(names)))
 
+    def case_twins(self, rng: random.Random, at_least: int = 1) -> tuple[str, str]:
+        """A reader who wrote at least `at_least` reviews, and another whose name differs from theirs only in case."""
+        rows = self.db.query(
+            "SELECT array_agg(reviewer ORDER BY reviewer) AS names FROM ("
+            "  SELECT reviewer FROM catalog_review GROUP BY reviewer HAVING count(*) >= %s) AS readers "
+            "GROUP BY lower(reviewer) HAVING count(*) > 1 ORDER BY lower(reviewer)", (at_least,))
+        if not rows:
+            raise RuntimeError("the lab's data holds no two readers whose names differ only in case (dataset.py)")
+        name, twin = rng.sample(rng.choice(rows)["names"], 2)
+        return name, twin
+
     def isbn_of(self, book_id: int) -> str:
         return self.db.scalar("SELECT isbn FROM catalog_book WHERE id = %s", (book_id,))
 
 
-def _same(field: str, actual: Any, expected: Any) -> bool:
-    if field == "average_rating" and isinstance(expected, float):
-        return isinstance(actual, int | float) and not isinstance(actual, bool) \
-            and abs(actual - expected) <= AVERAGE_TOLERANCE
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, Mean):
+        # A JSON number parses to a float: 4.13 is 413/100 give or take the float's last bit.
+        return isinstance(actual, int | float) and not isinstance(actual, bool) and math.isfinite(actual) \
+            and any(abs(Fraction(actual) - value) < Fraction(1, 10**9) for value in expected.rounded())
     if isinstance(expected, datetime):
-        try:
-            return isinstance(actual, str) and datetime.fromisoformat(actual) == expected
-        except ValueError:
-            return False
+        return actual == timestamp(expected)
     if isinstance(expected, date):
         return actual == expected.isoformat()
     return actual == expected and type(actual) is type(expected)
 
 
 def _shown(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date | datetime) else value
+    if isinstance(value, Mean):
+        return value.shown()
+    if isinstance(value, datetime):
+        return timestamp(value)
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _help_for(actual: Any, expected: Any, help: str) -> str:
+    """The brief's exact rule when a value is right but written another way (unrounded, another time zone)."""
+    if isinstance(expected, Mean) and isinstance(actual, int | float) and not isinstance(actual, bool) \
+            and math.isfinite(actual) and abs(Fraction(actual) - expected) < Fraction(1, 10):
+        return ROUNDING_HELP
+    if isinstance(expected, Mean) and isinstance(actual, str):
+        return ROUNDING_HELP
+    if isinstance(expected, datetime) and isinstance(actual, str):
+        try:
+            if datetime.fromisoformat(actual) == expected:
+                return TIMESTAMP_HELP
+        except ValueError:
+            pass
+    return help
 
 
 def expect_item(item: Any, expected: dict[str, Any], where: str, *, help: str = CONTRACT) -> None:
@@ -126,10 +180,10 @@ def expect_item(item: Any, expected: dict[str, Any], where: str, *, help: str = 
         raise Failure(f"{where} has no field {', '.join(repr(name) for name in missing)}",
                       evidence={"fields": sorted(item), "expected_fields": list(expected)}, help=help)
     for name, value in expected.items():
-        if not _same(name, item[name], value):
+        if not _same(item[name], value):
             raise Failure(f"{where} says {name} = {item[name]!r}, but the database says {_shown(value)!r}",
                           evidence={"field": name, "yours": item[name], "database": _shown(value),
-                                    "id": expected.get("id")}, help=help)
+                                    "id": expected.get("id")}, help=_help_for(item[name], value, help))
 
 
 def expect_page(reply: Reply, expected: list[dict[str, Any]], count: int | None, what: str, *,
@@ -183,6 +237,7 @@ class Pages:
 
     CONTRACT = CONTRACT
     REVIEW_FIELDS = REVIEW_FIELDS
+    quote = staticmethod(quote)
     item = staticmethod(expect_item)
     page = staticmethod(expect_page)
     link = staticmethod(link_path)

@@ -1,5 +1,8 @@
 """The bookstore's catalogue at realistic volume: 6,000 authors, 100,000 books, about 400,000 reviews.
 
+The constants below are the lab's numbers: the brief (README.md, lab.toml's summary) states them, and
+tests compare the two.
+
 Loaded by the grader with COPY into the starter's schema (catalog 0001_initial) once per template,
 before the learner's own migrations run. The shapes are those of a real catalogue: a few prolific
 authors and many with one or two books, most books with a handful of reviews and some with none,
@@ -18,7 +21,9 @@ AUTHORS = 6_000
 BOOKS = 100_000
 MEAN_REVIEWS_PER_BOOK = 4.5
 MAX_REVIEWS_PER_BOOK = 40
+REVIEWS_ABOUT = 400_000  # what the draws above come to (BOOKS times the mean of the floored draw, ~4.02)
 READERS = 4_000
+CASE_TWINS = 40  # more readers, each named as one of the others but in lower case ("kemi duarte 0417")
 
 _FIRST = ["Ada", "Bruno", "Chidi", "Dana", "Emeka", "Farah", "Goran", "Hana", "Ivo", "Jun", "Kemi", "Lars", "Mina",
           "Nuno", "Olga", "Priya", "Quinn", "Rosa", "Sami", "Tariq", "Uma", "Vera", "Wen", "Yusuf", "Zofia", "Aiko",
@@ -53,8 +58,12 @@ def _isbn13(serial: int) -> str:
 
 
 def readers(rng: random.Random) -> list[str]:
-    """The reviewers' names, each distinct ("Kemi Duarte 0417")."""
-    return [f"{rng.choice(_FIRST)} {rng.choice(_LAST)} {number:04d}" for number in range(READERS)]
+    """The reviewers' names, each distinct ("Kemi Duarte 0417"), and a few that differ from another only in case.
+
+    ?reviewer= is an exact match: the twins are there so that a filter that ignores case shows.
+    """
+    names = [f"{rng.choice(_FIRST)} {rng.choice(_LAST)} {number:04d}" for number in range(READERS)]
+    return names + [name.lower() for name in names[::READERS // CASE_TWINS]]
 
 
 def tables(rng: random.Random) -> Iterator[Table]:

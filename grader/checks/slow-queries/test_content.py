@@ -51,8 +51,26 @@ def test_reviews_content(client, catalogue, pages, rng):
         path = pages.link(body["next"])
     for reviewer in catalogue.some_reviewers(rng, 2, at_least=12):
         count = catalogue.review_count(reviewer)
-        path, number = f"/api/reviews/?reviewer={reviewer.replace(' ', '%20')}&page_size=5", 0
+        path, number = f"/api/reviews/?reviewer={pages.quote(reviewer)}&page_size=5", 0
         while path is not None and number < 10:
             body = pages.page(client.get(path), catalogue.reviews(number * 5, 5, reviewer), None, "reviews",
                               first=number == 0, last=(number + 1) * 5 >= count)
             path, number = pages.link(body["next"]), number + 1
+
+    # Two readers whose names differ only in case: ?reviewer= is an exact match, so one's page holds none of the other's.
+    reviewer, twin = catalogue.case_twins(rng, at_least=30)
+    path = f"/api/reviews/?reviewer={pages.quote(reviewer)}&page_size=30"
+    reply = client.get(path)
+    results = reply.body.get("results") if reply.status == 200 and isinstance(reply.body, dict) else None
+    others = [item for item in results or [] if isinstance(item, dict) and item.get("reviewer") != reviewer]
+    if others:
+        names = sorted({str(item.get("reviewer")) for item in others})
+        raise Failure(f"GET {path} lists {len(others)} review(s) by {', '.join(map(repr, names))}, not by "
+                      f"{reviewer!r}: ?reviewer= is an exact match, and {twin!r} is another reader",
+                      evidence={"request": f"GET {path}", "asked for": reviewer,
+                                "also listed": [{"id": item.get("id"), "reviewer": item.get("reviewer")}
+                                                for item in others[:5]]},
+                      help="The brief: ?reviewer=<name> lists one reader's reviews, an exact match (case counts). "
+                           "Whatever makes the filter fast must not make it match more readers.")
+    pages.page(reply, catalogue.reviews(0, 30, reviewer), None, "reviews", first=True,
+               last=catalogue.review_count(reviewer) <= 30)

@@ -51,18 +51,65 @@ def test_queries_constant(client, db, catalogue, rng, figures):
         raise problems[0]
 
 
+def _leading_keys(db, plan) -> dict[str, str]:
+    """The first key column (or expression) of every index the plan uses: "reviewer", "created_at", "lower(...)"."""
+    names = sorted({node["Index Name"] for node in plan.nodes() if "Index Name" in node})
+    rows = db.query("SELECT c.relname AS name, pg_get_indexdef(c.oid, 1, true) AS leading FROM pg_class c "
+                    "WHERE c.relkind = 'i' AND c.relname = ANY(%s)", (names,)) if names else []
+    return {row["name"]: row["leading"] for row in rows}
+
+
+def _row_filters(db, plan, table: str, column: str) -> list[tuple[dict, str]]:
+    """Scans of `table` in `plan` that test `column` entry by entry instead of going straight to the matching ones.
+
+    Judged on the plan, not on the SQL: `reviewer = $1`, `upper(reviewer) = upper($1)`, `btrim(reviewer) = $1` and
+    `reviewer = ANY($1)` are answered by an index only when a condition on the column is an index condition of an
+    index whose first key is that column (or an expression of it). Anything else reads the entries of other readers
+    and throws them away: a Filter on the rows, or an index condition on a second column checked in every entry.
+    """
+    mentions = re.compile(rf"(?<!\w){re.escape(column)}(?!\w)")
+    leading = _leading_keys(db, plan)
+
+    def straight(node: dict) -> bool:
+        if mentions.search(node.get("Index Cond", "")) and mentions.search(leading.get(node.get("Index Name"), "")):
+            return True
+        return any(straight(child) for child in node.get("Plans", []) if child["Node Type"].startswith("Bitmap"))
+
+    found = []
+    for node in plan.nodes():
+        if node.get("Relation Name") != table or node["Node Type"] == "Seq Scan" or straight(node):
+            continue
+        if mentions.search(node.get("Filter", "")):
+            found.append((node, f"Filter: {node['Filter']}"))
+        elif mentions.search(node.get("Index Cond", "")):
+            index = node.get("Index Name", "?")
+            found.append((node, f"Index Cond: {node['Index Cond']}, on {index}, whose first column is "
+                                f"{leading.get(index, '?')}"))
+    return found
+
+
 def _unindexed(db, statements, table: str, column: str | None) -> list[dict]:
-    """Plans of the statements naming `table` that read it whole, or that filter on `column` without an index on it."""
+    """Plans of the statements naming `table` that read it whole, or that filter on `column` entry by entry."""
     found = []
     for statement in statements.naming(table):
         plan = db.plan(statement.query)
-        filters = column is not None and re.search(rf'"{column}"\s*=\s*\$', statement.query)
         if table in plan.seq_scans():
             found.append({**plan.evidence(), "times": statement.calls, "problem": f"reads the whole of {table}"})
-        elif filters and not any(column in condition for condition in plan.index_conditions()):
-            found.append({**plan.evidence(), "times": statement.calls,
-                          "problem": f"no index answers the filter on {column}: the rows are filtered one by one"})
+            continue
+        for node, test in _row_filters(db, plan, table, column) if column else []:
+            walked = f"walks the index {node['Index Name']}" if "Index Name" in node else f"reads {table}"
+            found.append({**plan.evidence(), "times": statement.calls, "test": test,
+                          "problem": f"{walked} and tests every entry it passes on {column} ({test}): the reviews "
+                                     f"of other readers are read and thrown away, because no index leads with "
+                                     f"{column} in the form the query compares it"})
+            break
     return found
+
+
+def _indexes(db, table: str) -> list[str]:
+    """The indexes of `table` as PostgreSQL has them, for evidence."""
+    return [row["indexdef"] for row in db.query(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexname", (table,))]
 
 
 @check("filter-uses-index")
@@ -90,12 +137,22 @@ def test_filter_uses_index(client, db, catalogue, pages, rng, figures):
                                evidence=statements.evidence())
         unindexed = _unindexed(db, statements, BIG_TABLE, column)
         figures[f"statements without an index, {what}"] = len(unindexed)
+        fetched = sum(statement.rows for statement in statements.naming(BIG_TABLE))
+        figures[f"rows returned from {BIG_TABLE}, {what}"] = fetched
         if unindexed:
             first_plan = unindexed[0]
             problems.append(Failure(
                 f"for {what} (GET {path}) PostgreSQL {first_plan['problem']} ({BIG_TABLE}: {size.get('rows', 0):,} "
                 f"rows, {size.get('size', '?')}), in {len(unindexed)} statement(s): {_short(first_plan['query'])}",
-                evidence={"plans": unindexed[:2], "table": {BIG_TABLE: size}}))
+                evidence={"plans": unindexed[:2], "table": {BIG_TABLE: size}, "indexes": _indexes(db, BIG_TABLE)}))
+        elif column and fetched > ROWS_PER_PAGE_ALLOWED:
+            heaviest = max(statements.naming(BIG_TABLE), key=lambda statement: statement.rows)
+            problems.append(Failure(
+                f"for {what} (GET {path}, a page of 10) PostgreSQL returned {fetched:,} rows of {BIG_TABLE} to your "
+                f"service, {heaviest.rows:,} of them from: {_short(heaviest.query)}; the filter is not applied by "
+                "PostgreSQL, so every row it passes over is read and sent",
+                evidence={"rows": fetched, "heaviest": {"query": heaviest.query[:300], "rows": heaviest.rows,
+                                                        "times": heaviest.calls}}))
     if problems:
         raise problems[0]
 

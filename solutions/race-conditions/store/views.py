@@ -152,6 +152,8 @@ def create_transfer(request):
 
         if source.balance < amount:
             return Response({"detail": "insufficient funds"}, status=status.HTTP_409_CONFLICT)
+        if target.balance + amount > LARGEST_BALANCE:
+            return Response({"detail": "balance limit"}, status=status.HTTP_409_CONFLICT)
         gateway.screen_transfer(source.id, target.id, amount)
         source.balance -= amount
         target.balance += amount

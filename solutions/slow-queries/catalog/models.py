@@ -18,7 +18,7 @@ class Author(models.Model):
 
 class Book(models.Model):
     title = models.CharField(max_length=200)
-    # An index: an ISBN lookup reads a few index pages instead of all sixty thousand rows.
+    # An index: an ISBN lookup reads a few index pages instead of all hundred thousand rows.
     isbn = models.CharField(max_length=13, db_index=True)
     author = models.ForeignKey(Author, related_name="books", on_delete=models.CASCADE)
     genre = models.CharField(max_length=40)

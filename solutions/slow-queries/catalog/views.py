@@ -30,8 +30,8 @@ def book_list(request):
     """The catalogue, newest first, one page at a time; ?isbn= finds one book."""
     books = Book.objects.order_by("-id")
     isbn = request.query_params.get("isbn")
-    if isbn:
-        books = books.filter(isbn=isbn)
+    if isbn:  # NUL cannot be in a PostgreSQL string, so no book has it (and psycopg refuses to send it)
+        books = books.filter(isbn=isbn) if "\x00" not in isbn else books.none()
     paginator = CataloguePagination()
     # The queryset itself: the paginator counts it with one COUNT(*) and fetches one page with LIMIT.
     page = paginator.paginate_queryset(with_review_stats(books), request)
@@ -54,8 +54,8 @@ class ReviewFeed(generics.ListAPIView):
         # The book's title comes in the same query (a join), not one query per review.
         reviews = Review.objects.select_related("book")
         reviewer = self.request.query_params.get("reviewer")
-        if reviewer:
-            reviews = reviews.filter(reviewer=reviewer)
+        if reviewer:  # NUL cannot be in a PostgreSQL string, so no reviewer has it
+            reviews = reviews.filter(reviewer=reviewer) if "\x00" not in reviewer else reviews.none()
         return reviews
 
 

@@ -111,6 +111,8 @@ def create_transfer(request):
     # them, both wallets together, and keep in mind transfers going the opposite way.
     if source.balance < amount:
         return Response({"detail": "insufficient funds"}, status=status.HTTP_409_CONFLICT)
+    if target.balance + amount > LARGEST_BALANCE:
+        return Response({"detail": "balance limit"}, status=status.HTTP_409_CONFLICT)
     gateway.screen_transfer(source.id, target.id, amount)
     source.balance -= amount
     target.balance += amount

@@ -19,7 +19,7 @@ class Author(models.Model):
 class Book(models.Model):
     title = models.CharField(max_length=200)
     # TODO: Shop assistants look books up by ISBN all day long. How does PostgreSQL find one
-    # ISBN among sixty thousand?
+    # ISBN among a hundred thousand?
     isbn = models.CharField(max_length=13)
     author = models.ForeignKey(Author, related_name="books", on_delete=models.CASCADE)
     genre = models.CharField(max_length=40)

@@ -18,7 +18,7 @@ def book_list(request):
         books = books.filter(isbn=isbn)
     paginator = CataloguePagination()
     # TODO: The paginator counts what it is given with len() and slices it. Think about what
-    # it costs to hand it a list, now that the catalogue holds sixty thousand books.
+    # it costs to hand it a list, now that the catalogue holds a hundred thousand books.
     page = paginator.paginate_queryset(list(books), request)
     return paginator.get_paginated_response(BookSerializer(page, many=True).data)
 
