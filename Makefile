@@ -12,7 +12,8 @@ BENCH_PROVIDERS ?= local
 help:
 	@echo "make demo   set up, then grade the race-conditions starter and the reference fix end to end"
 	@echo "make test   set up, then run the test suite (real PostgreSQL, Redis and gunicorn)"
-	@echo "make soak   lab verify every lab $(SOAK_RUNS) times in a row (LABS=\"load\" for some)"
+	@echo "make soak   lab verify every lab $(SOAK_RUNS) times in a row (LABS=\"load\" for some), then the"
+	@echo "            tests too long for CI (pytest -m soak: load verdicts on a busy machine)"
 	@echo "make bench  lab check on each starter and solution, $(BENCH_RUNS) runs each: medians, stages, machine"
 	@echo "            (BENCH_PROVIDERS=local,docker compares the providers side by side)"
 	@echo "make soak-docker  lab verify every lab under the docker provider $(DOCKER_SOAK_RUNS) times in a row"
@@ -42,6 +43,7 @@ test-fast: venv
 
 soak: deps venv
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/soak.sh $(SOAK_RUNS) $(LABS)
+	$(BIN)/pytest -m soak
 
 soak-docker: deps venv
 	@PATH="$(CURDIR)/$(BIN):$$PATH" LAB_PROVIDER=docker scripts/soak.sh $(DOCKER_SOAK_RUNS) $(LABS)

@@ -10,21 +10,23 @@ at the same port: a request there is a forgery (`forged()`).
 Where the run allows it, two more things (`public_why_not`, `names_why_not` and `dns_why_not` say why not):
 
 - A public address (`public`): an address that ipaddress calls global, which the service's filter must
-  accept, and that never leads off the machine. Under docker it is the app container's own address on
-  the run's internal network, which the docker provider makes on a global subnet: the canary binds it
-  inside the container, and a kernel delivers a connection to one of its own addresses locally, so
-  nothing sent there leaves the container. There the canary plays a public server: 200 without the
-  secret, and /hop/ redirects. Under the local provider the app shares this machine's network, where every
-  global address leads off the machine: no public address.
+  accept, and that never leads off the machine, proven from routes or settings before anything is sent
+  (`public_address()`). Under docker it is the app container's own address on the run's internal network,
+  which the docker provider makes on a global subnet: the canary binds it inside the container, and a
+  kernel delivers a connection to one of its own addresses locally, so nothing sent there leaves the
+  container. Under the local provider, as root, it is the address the provider added to this machine's
+  loopback for the run (grader/providers/local.py), which `ip route get` must call `local ... dev lo`.
+  There the canary plays a public server: 200 without the secret, and /hop/ redirects.
 - Names the check resolves: `point(name, address)` writes the name into the hosts file the app reads (the
   run's own one, which bubblewrap shows the app as /etc/hosts, or the container's /etc/hosts), which glibc
-  reads again at every lookup. Under docker, `answer(name, addresses)` also gives a name to a DNS server on
-  the container's 127.0.0.1:53, put first in its resolv.conf: it answers the name's A queries with one
-  address after the other (the last one repeats) and a TTL of 0, and refuses every other name, which the
-  engine's DNS, next in resolv.conf, then answers as before.
+  reads again at every lookup. `answer(name, addresses)` gives a name to a DNS server of the canary's,
+  put first in the resolv.conf the app reads (the container's, on its 127.0.0.1:53; or, as root under
+  bubblewrap, the run's own, on a free 127.53.x.y:53 of this machine): it answers the name's A queries with
+  one address after the other (the last one repeats) and a TTL of 0, and refuses every other name, which
+  the next name server in resolv.conf then answers as before.
 
 It exits when told to (a stop file beside its log) or by itself after `lifetime` seconds, so a check that is
-killed leaves nothing behind for long, and puts back the files it changed.
+killed leaves nothing behind for long; the files it changed are put back.
 
 Paths: /canary<anything> answers 200 with the secret (on the public address: 200 without it);
 /hop<anything>?to=URL answers 302 to URL.
@@ -34,7 +36,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import random
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -47,7 +52,7 @@ import http.server, json, os, socket, struct, sys, threading, time
 from urllib.parse import parse_qs, urlsplit
 
 secret, log_path, lifetime, public, hosts_path, dns = sys.argv[1:7]
-lifetime, dns = float(lifetime), dns == "1"
+lifetime, dns = float(lifetime), json.loads(dns) if dns else None  # dns: {"resolv": path, "addresses": [...]}
 os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)  # in a container: root's alone, not the app's
 lock = threading.Lock()
 restore = {}
@@ -150,19 +155,29 @@ def serve_dns(sock):
         except (IndexError, struct.error, UnicodeError, OSError, ValueError):
             continue
 
-dns_why_not = "" if dns else "not asked for"
+dns_why_not, nameserver = ("", "") if dns else ("not asked for", "")
 if dns:
+    error = None
+    for address in dns["addresses"]:  # the first free one: concurrent runs each hold their own
+        try:
+            resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            resolver.bind((address, 53))
+            nameserver = address
+            break
+        except OSError as failed:
+            resolver.close()
+            error = failed
     try:
-        resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        resolver.bind(("127.0.0.1", 53))
-        with open("/etc/resolv.conf") as handle:
-            restore["/etc/resolv.conf"] = handle.read()
-        others = [line for line in restore["/etc/resolv.conf"].splitlines() if not line.startswith("options")]
-        with open("/etc/resolv.conf", "w") as handle:
-            handle.write("\n".join(["nameserver 127.0.0.1", *others, "options ndots:0 timeout:2 attempts:2", ""]))
+        if not nameserver:
+            raise error or OSError("no address to listen on")
+        with open(dns["resolv"]) as handle:
+            restore[dns["resolv"]] = handle.read()
+        others = [line for line in restore[dns["resolv"]].splitlines() if not line.startswith("options")]
+        with open(dns["resolv"], "w") as handle:  # in place: a bind-mounted file keeps its inode
+            handle.write("\n".join([f"nameserver {nameserver}", *others, "options ndots:0 timeout:2 attempts:2", ""]))
         threading.Thread(target=serve_dns, args=(resolver,), daemon=True).start()
     except OSError as error:
-        dns_why_not = f"no DNS server on 127.0.0.1:53 in the app's place: {error}"
+        dns_why_not = f"no DNS server on {nameserver or ' or '.join(dns['addresses'][:3])}:53 for the app: {error}"
 if hosts_path:
     with open(hosts_path) as handle:
         restore[hosts_path] = handle.read()
@@ -171,7 +186,7 @@ for server in servers:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 record({"ready": port, "ipv6": any(isinstance(server, V6) for server in servers),
         "public": public if public and not public_why_not else "", "public_why_not": public_why_not,
-        "dns": dns and not dns_why_not, "dns_why_not": dns_why_not})
+        "dns": bool(dns) and not dns_why_not, "nameserver": nameserver, "dns_why_not": dns_why_not})
 deadline = time.time() + lifetime
 try:
     while time.time() < deadline and not os.path.exists(log_path + ".stop"):
@@ -192,12 +207,51 @@ if atomic:
     os.replace(path + ".new", path)
 '''
 
-LOCAL_NO_PUBLIC = ("the local provider runs the service in this machine's own network, where every global address "
-                   "leads off the machine; the docker provider serves one on the app container's own address")
+DNS_ADDRESSES = 8  # loopback addresses offered to the local DNS server, one of which it binds
 
 
 class CanaryError(RuntimeError):
     pass
+
+
+def public_address(where: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(address, proof, "") of a global address of the app's place that never leads off the machine, proven
+    from routes or the network's settings before anything is sent there; ("", "", why not) when there is none."""
+    where = where or {}
+    if "container" in where:
+        import docker
+
+        return _container_address(docker.from_env().containers.get(where["container"]))
+    address = where.get("public") or ""
+    if not address:
+        return "", "", where.get("public_why_not") or "the app's provider offers no public address"
+    from grader.providers.local import is_loopback_route, route_to
+
+    ip = shutil.which("ip")
+    route = route_to(ip, address) if ip else "error: iproute2's `ip` is not installed"
+    if not ipaddress.ip_address(address).is_global or not is_loopback_route(route, address):
+        return "", "", f"{address} is not a global address on this machine's loopback: `ip route get` says {route!r}"
+    return address, (f"{address} is an address of this machine's loopback, added for this run: `ip route get "
+                     f"{address}` says {route!r}, so a connection to it never leaves the machine"), ""
+
+
+def _container_address(container) -> tuple[str, str, str]:
+    """The app container's own address, when it is global and on an internal network; else why not."""
+    container.reload()
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    if len(networks) != 1:
+        return "", "", f"the app's container is on {len(networks)} networks, not only the run's own"
+    (name, settings), = networks.items()
+    network = container.client.networks.get(settings["NetworkID"])
+    address = settings.get("IPAddress") or ""
+    subnets = [config.get("Subnet") for config in network.attrs.get("IPAM", {}).get("Config") or []]
+    if not network.attrs.get("Internal"):
+        return "", "", f"the run's network {name} is not internal (ports are published), so it has a way out"
+    if not address or not ipaddress.ip_address(address).is_global:
+        return "", "", (f"the run's network {name} ({', '.join(map(str, subnets))}) is not on a global subnet "
+                         "(every one the kit uses was taken by other runs)")
+    return address, (f"{address} is the app container's own address on the run's internal network {name} "
+                     f"({', '.join(map(str, subnets))}; internal: no way out)"), ""
 
 
 class Canary:
@@ -211,36 +265,37 @@ class Canary:
         self.public = ""  # a global address that leads to the canary and never off the machine, or ""
         self.public_why_not = self.names_why_not = self.dns_why_not = ""
         self.public_proof = ""
+        self.nameserver = ""
         self.container = None
         self.process: subprocess.Popen | None = None
         self.names = names  # whether the check will resolve names through the canary
-        self.hosts = "/etc/hosts" if "container" in self.where else self.where.get("hosts", "")
-        self.hosts_text = ""
+        inside = "container" in self.where
+        self.hosts = "/etc/hosts" if inside else self.where.get("hosts", "")
+        self.resolv = "/etc/resolv.conf" if inside else self.where.get("resolv", "")
+        self.restore: dict[str, str] = {}  # the files the canary changes, as they were
         self.pointed: dict[str, str] = {}
         self.answers: dict[str, list[str]] = {}
-        self.log = f"/tmp/lab-canary-{self.secret}/log.jsonl" if "container" in self.where else \
-            str(work / f"canary-{self.secret}.jsonl")
+        self.log = f"/tmp/lab-canary-{self.secret}/log.jsonl" if inside else str(work / f"canary-{self.secret}.jsonl")
+
+    @property
+    def hosts_text(self) -> str:
+        return self.restore.get(self.hosts, "")
 
     def __enter__(self) -> Canary:
-        candidate = ""
         if "container" in self.where:
             import docker
 
             self.container = docker.from_env().containers.get(self.where["container"])
-            candidate = self._container_address()
-        elif self.names and not self.hosts:
+        candidate, self.public_proof, self.public_why_not = public_address(self.where)
+        if self.names and not self.hosts:
             self.names_why_not = ("the service reads this machine's own /etc/hosts (no bubblewrap sandbox to show it "
                                   "the run's own), which a check must not change")
-        if not self.public_why_not and not candidate:
-            self.public_why_not = LOCAL_NO_PUBLIC
-        dns = self.container is not None and self.names and bool(candidate)
-        if self.container is not None and self.names and not candidate:
-            self.dns_why_not = f"the first answer would be a public address, and there is none: {self.public_why_not}"
-        elif self.container is None and self.names:
-            self.dns_why_not = ("the first answer would be a public address, and the local provider has none; "
-                                "the docker provider serves one")
+        dns = self._dns(candidate) if self.names else ""
         hosts = self.hosts if self.names and not self.names_why_not else ""
-        arguments = [self.secret, self.log, str(self.lifetime), candidate, hosts, "1" if dns else "0"]
+        for path in (hosts, self.resolv if dns else ""):
+            if path:
+                self.restore[path] = self._read(path)
+        arguments = [self.secret, self.log, str(self.lifetime), candidate, hosts, dns]
         if self.container is not None:
             self.container.exec_run(["python3", "-c", SCRIPT, *arguments], detach=True, user="0")
         else:
@@ -251,7 +306,7 @@ class Canary:
         while time.monotonic() < deadline:
             ready = [entry for entry in self._entries() if "ready" in entry]
             if ready:
-                self._started(ready[0], candidate, hosts)
+                self._started(ready[0], candidate)
                 return self
             if self.process is not None and self.process.poll() is not None:
                 break
@@ -261,45 +316,42 @@ class Canary:
         raise CanaryError("the canary listener did not start" +
                           (f": it exited with status {exited}" if exited is not None else " within 10 s"))
 
-    def _started(self, ready: dict[str, Any], candidate: str, hosts: str) -> None:
+    def _dns(self, candidate: str) -> str:
+        """The DNS server's arguments (its resolv.conf, the addresses it may listen on), or "" and why not."""
+        if not candidate:
+            self.dns_why_not = f"the first answer would be a public address, and there is none: {self.public_why_not}"
+        elif not self.resolv:
+            self.dns_why_not = ("the service reads this machine's own resolv.conf (a run's own is shown to it by "
+                                "bubblewrap when the grader is root: a DNS server needs port 53, which only root may "
+                                "bind), which a check must not change")
+        elif self.container is None and os.geteuid() != 0:
+            self.dns_why_not = "a DNS server needs port 53 on a loopback address, which only root may bind"
+        if self.dns_why_not:
+            return ""
+        if self.container is not None:
+            addresses = ["127.0.0.1"]
+        else:  # this machine's 127.0.0.1:53 may have a server of its own, and concurrent runs each need one
+            pick = random.SystemRandom()
+            addresses = [f"127.53.{pick.randrange(256)}.{pick.randrange(1, 255)}" for _ in range(DNS_ADDRESSES)]
+        return json.dumps({"resolv": self.resolv, "addresses": addresses})
+
+    def _started(self, ready: dict[str, Any], candidate: str) -> None:
         self.port, self.ipv6 = ready["ready"], ready["ipv6"]
         self.public = ready.get("public") or ""
         if candidate and not self.public:
             self.public_why_not = ready.get("public_why_not") or "the canary could not listen there"
-        if self.public:
+        if self.public and self.container is not None:
             self.public_proof += (f"; the canary bound {self.public}:{self.port} inside the app's container, so it "
                                   "is one of the container's own addresses: a connection to it stays in the "
                                   "container")
+        self.nameserver = ready.get("nameserver") or ""
         if self.names and not self.dns_why_not and not ready.get("dns"):
             self.dns_why_not = ready.get("dns_why_not") or "the DNS server did not start"
-        if hosts:
-            self.hosts_text = self._read(hosts)
-
-    def _container_address(self) -> str:
-        """The app container's own address, when it is global and on an internal network; else why not."""
-        self.container.reload()
-        networks = self.container.attrs["NetworkSettings"]["Networks"]
-        if len(networks) != 1:
-            self.public_why_not = f"the app's container is on {len(networks)} networks, not only the run's own"
-            return ""
-        (name, settings), = networks.items()
-        network = self.container.client.networks.get(settings["NetworkID"])
-        address = settings.get("IPAddress") or ""
-        subnets = [config.get("Subnet") for config in network.attrs.get("IPAM", {}).get("Config") or []]
-        if not network.attrs.get("Internal"):
-            self.public_why_not = f"the run's network {name} is not internal (ports are published), so it has a way out"
-        elif not address or not ipaddress.ip_address(address).is_global:
-            self.public_why_not = (f"the run's network {name} ({', '.join(map(str, subnets))}) is not on a global "
-                                   "subnet (every one the kit uses was taken by other runs)")
-        else:
-            self.public_proof = (f"{address} is the app container's own address on the run's internal network "
-                                 f"{name} ({', '.join(map(str, subnets))}; internal: no way out)")
-            return address
-        return ""
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self.pointed and self.hosts_text:
-            self._write(self.hosts, self.hosts_text)
+        for path, text in self.restore.items():  # the canary puts them back too, unless it is killed
+            if text:
+                self._write(path, text)
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=5)

@@ -484,6 +484,8 @@ def calibrate_command(obj: Context, slugs: tuple[str, ...], provider: str | None
         calibration = calibrate(lab, chosen, reporter, refresh=True)
         obj.console.print(f"\n[bold]{lab.slug}[/bold] {lab.version} · {chosen.name} provider · "
                           f"{escape(calibration.machine)} · {calibration.measured_at}")
+        if (busy_note := calibration.busy_note()) is not None:
+            obj.console.print(f"[yellow]The reference was {escape(busy_note)}.[/yellow]")
         for check in lab.checks:
             rows = figure_rows(check.id, {}, calibration)
             if rows:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from grader.app import LearnerApp, RunningServer
-from grader.calibration import Calibration, CalibrationCache, machine_description
+from grader.calibration import Calibration, CalibrationCache, cpu_available_now, machine_description
 from grader.errors import EnvironmentProblem, StageFailure
 from grader.faults import BROKE_DATABASE_HINT, service_faults, table_baseline
 from grader.labspec import LabSpec
@@ -161,12 +161,21 @@ def calibrate(lab: LabSpec, provider: Provider, reporter: Reporter | None = None
     reporter = reporter or SilentReporter()
     cache = CalibrationCache()
     version = f"{lab.version}-{lab_digest(lab)}"
-    if not refresh and (kept := cache.get(lab.slug, version, provider.name)) is not None:
+    kept = None if refresh else cache.get(lab.slug, version, provider.name)
+    stale = kept.why_measure_again(cpu_available_now()) if kept is not None else None
+    if kept is not None and stale is None:
         return kept
-    reporter.note(f"Calibrating {lab.slug} {lab.version} on this machine with the {provider.name} provider: the "
-                  "starter and the reference solution are measured once and kept (`lab calibrate` measures again).")
+    if stale:
+        reporter.note(f"Calibrating {lab.slug} {lab.version} again: {stale}, so the reference solution is measured "
+                      "again now, beside your service.")
+    else:
+        reporter.note(f"Calibrating {lab.slug} {lab.version} on this machine with the {provider.name} provider: the "
+                      "starter and the reference solution are measured once and kept (`lab calibrate` measures again).")
     sides = {}
     for side, folder in (("starter", resources().starter_dir(lab.slug)), ("reference", resources().solution_dir(lab.slug))):
+        if side == "starter" and kept is not None:  # shown beside yours, never judged by: kept as they were
+            sides[side] = kept.starter
+            continue
         result = _grade(lab, folder, provider, CALIBRATION_SEED, _Calibrating(reporter, side), None, calibrating=side)
         problem = result.stage_failure.message if result.stage_failure else next(
             (f"its check {check.id} was {check.status}: {check.message}" for check in result.checks

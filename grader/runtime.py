@@ -12,11 +12,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from grader.paths import state_dir
 from grader.processes import RunDirectory, free_port, runs_root, stop_group
 from grader.sandbox import Confinement, chown_for_app, sandbox_mode
+
+if TYPE_CHECKING:
+    from grader.providers.local import PublicAddress
 
 
 class PortTaken(Exception):
@@ -56,8 +59,8 @@ class Runtime(Protocol):
 
 
 class LocalHandle:
-    def __init__(self, process: subprocess.Popen, hosts: Path | None = None):
-        self.process, self.hosts = process, hosts
+    def __init__(self, process: subprocess.Popen, network: dict[str, str] | None = None):
+        self.process, self.network = process, network or {}
 
     def poll(self) -> int | None:
         return self.process.poll()
@@ -73,7 +76,7 @@ class LocalHandle:
         return ""
 
     def where(self) -> dict:
-        return {"pid": self.process.pid, **({"hosts": str(self.hosts)} if self.hosts else {})}
+        return {"pid": self.process.pid, **self.network}
 
     def base_url(self, listener: Listener) -> str:
         return listener.base_url
@@ -88,24 +91,39 @@ class LocalRuntime:
     internal = False
     KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 
-    def __init__(self, run: RunDirectory):
+    def __init__(self, run: RunDirectory, public: PublicAddress | None = None):
         self.run = run
         mode = sandbox_mode()
+        bwrap = mode.name == "bwrap"
+        # A name server of the checks' own (on 127.x.y.z:53, which only root may bind) answers first in the run's
+        # resolv.conf, and nsswitch asks the hosts file, then DNS: the checks decide what a name resolves to.
+        dns = bwrap and os.geteuid() == 0 and public is not None and bool(public.address)
         self.confinement = Confinement(mode, run.app_uid, hidden=(runs_root(), state_dir()),
-                                       hosts=self._hosts_file() if mode.name == "bwrap" else None)
+                                       hosts=self._copy("hosts") if bwrap else None,
+                                       resolv=self._copy("resolv.conf") if dns else None,
+                                       nsswitch=self._copy("nsswitch.conf", _files_then_dns) if dns else None)
+        self.network = {"hosts": str(self.confinement.hosts)} if self.confinement.hosts else {}
+        if self.confinement.resolv and self.confinement.nsswitch:
+            self.network["resolv"] = str(self.confinement.resolv)
+        if public is not None and public.address:
+            self.network.update(public=public.address, public_route=public.proof)
+        else:
+            self.network["public_why_not"] = public.why_not if public is not None else \
+                "this provider adds no public address to this machine's loopback (the local provider does, as root)"
         self.default_home = self.home("home")
 
-    def _hosts_file(self) -> Path | None:
-        """The run's copy of /etc/hosts, which its commands see in its place: readable by them, written by the
+    def _copy(self, name: str, change=None) -> Path | None:
+        """The run's copy of /etc/<name>, which its commands see in its place: readable by them, written by the
         grader only (a check that decides what a name resolves to rewrites it in place)."""
-        machine = Path("/etc/hosts")
+        machine = Path("/etc") / name
         if not machine.is_file():
             return None
-        hosts = self.run.path / "hosts"
-        if not hosts.is_file():
-            hosts.write_bytes(machine.read_bytes())
-            hosts.chmod(0o644)
-        return hosts
+        copy = self.run.path / name
+        if not copy.is_file():
+            text = machine.read_text(errors="replace")
+            copy.write_text(change(text) if change else text)
+            copy.chmod(0o644)
+        return copy
 
     def home(self, name: str) -> dict[str, str]:
         """A fresh HOME (with its TMPDIR) in the run directory that only the learner's processes may write."""
@@ -139,4 +157,10 @@ class LocalRuntime:
             chown_for_app(output, self.confinement)
         command = self.confinement.wrap(command, cwd=cwd, readable=inputs, writable=(Path(env["HOME"]), *outputs))
         return LocalHandle(self.run.spawn(name, command, log=log, cwd=cwd, env=env, **self.confinement.popen_kwargs()),
-                           self.confinement.hosts)
+                           self.network)
+
+
+def _files_then_dns(nsswitch: str) -> str:
+    """nsswitch.conf with names looked up in the hosts file, then by DNS, and nothing else."""
+    lines = [line for line in nsswitch.splitlines() if not line.strip().startswith("hosts:")]
+    return "\n".join([*lines, "hosts:          files dns", ""])

@@ -7,7 +7,9 @@ ways, best first; `lab doctor` says which one this machine gets, and `LAB_SANDBO
 - `bwrap`: bubblewrap starts each command in new PID, mount and IPC namespaces. It sees the machine
   read-only, an empty /tmp of its own, its own writable HOME, and, of the run, only what it needs (its
   project, the settings overlay); its /etc/hosts is the run's own copy of the machine's, which a check may
-  rewrite to decide what a name resolves to (docs/security.md). It cannot see or signal a process outside its namespace. When the grader
+  rewrite to decide what a name resolves to (docs/security.md), and as root so are its /etc/resolv.conf
+  (where a check may put a name server of its own first) and /etc/nsswitch.conf (the hosts file, then
+  DNS). It cannot see or signal a process outside its namespace. When the grader
   is root, the command also runs as the run's own unprivileged user (a uid no other run holds). When
   the grader dies, even by SIGKILL, the kernel ends every process of the namespace.
 - `user`: the grader is root and bubblewrap is missing: commands run as the run's own unprivileged user,
@@ -245,6 +247,8 @@ class Confinement:
     app_uid: int | None
     hidden: tuple[Path, ...] = ()
     hosts: Path | None = None  # the run's own hosts file, seen as /etc/hosts (bwrap): the checks name hosts in it
+    resolv: Path | None = None  # the run's own resolv.conf and nsswitch.conf (bwrap, as root): the checks' name
+    nsswitch: Path | None = None  # server answers first, after the hosts file
 
     def owner(self) -> tuple[int, int] | None:
         """The (uid, gid) that should own what the learner's processes write, when not the grader's."""
@@ -283,8 +287,10 @@ class Confinement:
                     made.add(folder)
                     arguments += ["--perms", "0755", "--dir", str(folder)]
             arguments += [option, str(path), str(path)]
-        if self.hosts is not None:
-            arguments += ["--ro-bind", str(self.hosts), "/etc/hosts"]
+        for own, seen in ((self.hosts, "/etc/hosts"), (self.resolv, "/etc/resolv.conf"),
+                          (self.nsswitch, "/etc/nsswitch.conf")):
+            if own is not None:
+                arguments += ["--ro-bind", str(own), seen]
         arguments += ["--chdir", str(cwd), "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
                       "--"]
         if self.app_uid is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from grader.faults import failed_migration
 from grader.pipeline import copy_capped
 from grader.processes import _read_owner, _read_records
+from grader.runtime import _files_then_dns
 from grader.sandbox import Confinement, SandboxMode, python_paths
 
 
@@ -40,6 +41,20 @@ def test_a_bwrap_command_sees_the_run_s_own_hosts_file_as_etc_hosts():
     assert f"--ro-bind {hosts} /etc/hosts --chdir" in " ".join(command)
     assert "/etc/hosts" not in " ".join(Confinement(SandboxMode("bwrap", "test", "/usr/bin/bwrap"), app_uid=None)
                                         .wrap(["python"], cwd=Path("/"), readable=(), writable=()))
+
+
+def test_a_bwrap_command_as_root_sees_the_run_s_own_resolv_conf_and_nsswitch_conf():
+    run = Path("/tmp/nexus-labs-runs/run-x")
+    confinement = Confinement(SandboxMode("bwrap", "test", "/usr/bin/bwrap"), app_uid=61001, hosts=run / "hosts",
+                              resolv=run / "resolv.conf", nsswitch=run / "nsswitch.conf")
+    command = " ".join(confinement.wrap(["python"], cwd=Path("/"), readable=(), writable=()))
+    assert (f"--ro-bind {run}/hosts /etc/hosts --ro-bind {run}/resolv.conf /etc/resolv.conf "
+            f"--ro-bind {run}/nsswitch.conf /etc/nsswitch.conf --chdir") in command
+
+
+def test_the_run_s_nsswitch_conf_asks_the_hosts_file_then_dns_and_keeps_the_rest():
+    machine = "passwd: files systemd\nhosts:   files myhostname mdns4_minimal [NOTFOUND=return] dns\nnetworks: files\n"
+    assert _files_then_dns(machine) == "passwd: files systemd\nnetworks: files\nhosts:          files dns\n"
 
 
 def test_without_bwrap_the_command_is_unchanged_and_the_user_mode_switches_uid():

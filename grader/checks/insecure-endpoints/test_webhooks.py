@@ -5,23 +5,35 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from grader.canary import Canary
+from grader.canary import Canary, public_address
 from grader.checkkit import Failure, attempt_line, check, condensed
 
+# Where the run has no public address that stays on the machine (not root, a docker network with a way out): a
+# public address the brief never calls at registration, the only time the check gives it to the service.
 PUBLIC_ADDRESS = "93.184.215.14"
-PUBLIC_URL = f"https://{PUBLIC_ADDRESS}/hooks/invoicely"  # registered, never called: no traffic leaves the machine
 SSRF_HELP = ("Before calling a webhook, resolve its host and refuse the URL unless every address is a public one "
              "(ipaddress: is_global), then connect to the address you checked and do not follow redirects. "
              "Comparing the URL's text with '127.0.0.1' misses localhost, 127.1, [::1] and redirects.")
 
 
+def _where(lab) -> dict[str, Any] | None:
+    return lab.replica_processes[0] if lab.replica_processes else None
+
+
+def public_url(address: str) -> str:
+    """A public https URL for the check to register: on the run's public address, which never leads off the
+    machine (nothing listens on its port 443), where there is one."""
+    return f"https://{address or PUBLIC_ADDRESS}/hooks/invoicely"
+
+
 @check("webhooks-register")
-def test_webhooks_register(client, accounts, expect, contract):
+def test_webhooks_register(lab, client, accounts, expect, contract):
     """A user registers a webhook on a public URL and sees it listed; a URL that is not http(s) is 400"""
     user = accounts["webhooks"]
     auth = accounts.headers(user)
-    created = client.post("/api/webhooks/", {"url": PUBLIC_URL}, headers=auth)
-    expect.status(created, 201, "registering a public https URL", sent={"url": PUBLIC_URL}, help=contract)
+    url = public_url(public_address(_where(lab))[0])
+    created = client.post("/api/webhooks/", {"url": url}, headers=auth)
+    expect.status(created, 201, "registering a public https URL", sent={"url": url}, help=contract)
     body = expect.fields(created, ("id", "url"), help=contract)
     listed = client.get("/api/webhooks/", headers=auth)
     expect.status(listed, 200, "listing webhooks", help=contract)
@@ -91,8 +103,7 @@ def _tricks(canary, first: int) -> tuple[list[tuple[str, str, Any]], list[dict[s
 def test_webhooks_no_ssrf(lab, client, db, accounts, expect, contract, record_property):
     """No webhook makes the service call its own machine: not by any spelling, redirect, changed name or old row"""
     user = accounts["webhooks"]
-    where = lab.replica_processes[0] if lab.replica_processes else None
-    with Canary(where, lab.work_dir / "canary", names=True) as canary:
+    with Canary(_where(lab), lab.work_dir / "canary", names=True) as canary:
         auth = accounts.headers(user)  # after the listener started: the token lives a few seconds only
         forms = LOOPBACK + (["[::1]"] if canary.ipv6 else [])
         targets = {form: canary.url(form, f"canary-{index}") for index, form in enumerate(forms)}
@@ -152,8 +163,9 @@ def test_webhooks_no_ssrf(lab, client, db, accounts, expect, contract, record_pr
     if ping.status != 400:
         raise Failure(f"the ping of an old webhook row on 127.0.0.1 answered {ping.status}; the brief says 400",
                       evidence={"exploit": attempts[-1]["exploit"]}, help=contract)
-    created = client.post("/api/webhooks/", {"url": PUBLIC_URL}, headers=auth)
-    expect.status(created, 201, "registering a public URL after the attempts", sent={"url": PUBLIC_URL},
+    url = public_url(canary.public)
+    created = client.post("/api/webhooks/", {"url": url}, headers=auth)
+    expect.status(created, 201, "registering a public URL after the attempts", sent={"url": url},
                   help="Public URLs must still be accepted.")
     record_property("evidence", {"tried": list(targets), **where_public, **not_tried,
                                  **({"the_public_address_saw": served} if served else {}),
