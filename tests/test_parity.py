@@ -7,6 +7,7 @@ run them on this checkout, and tests/test_new_lab.py on a course with a lab fres
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,11 @@ def hidden_check_ids(course: Resources, slug: str) -> list[str]:
     for module_path in sorted(course.checks_dir(slug).glob("test_*.py")):
         spec = importlib.util.spec_from_file_location(f"_parity_{slug}_{module_path.stem}".replace("-", "_"), module_path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        sys.modules[spec.name] = module  # as an import would: dataclasses look their module up there
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            del sys.modules[spec.name]
         for name, function in vars(module).items():
             if name.startswith("test_") and callable(function):
                 marks = [mark for mark in getattr(function, "pytestmark", []) if mark.name == "check"]
