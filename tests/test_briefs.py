@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,13 @@ def numbers(text: str) -> list[int]:
                                                                  text)]
 
 
+WORDS = {"four": 4, "five": 5, "six": 6, "ten": 10, "twelve": 12, "twenty": 20, "sixty": 60}
+
+
 def stated(text: str, pattern: str) -> list[int]:
-    """The numbers a pattern captures wherever it occurs (each must occur at least once)."""
-    found = [int(value.replace(",", "")) for match in re.finditer(pattern, text) for value in match.groups()]
+    """The numbers a pattern captures wherever it occurs (each must occur at least once), in digits or words."""
+    found = [WORDS[value.lower()] if value.lower() in WORDS else int(value.replace(",", ""))
+             for match in re.finditer(pattern, text) for value in match.groups()]
     assert found, f"the brief no longer says {pattern!r}"
     return found
 
@@ -100,3 +105,17 @@ def test_slow_queries_states_the_dataset_and_pages_the_checks_use():
         [constant(dataset, "BOOKS"), constant(dataset, "REVIEWS_ABOUT")]
     assert set(stated(" ".join(text.split()), r"no page may hold more than (\d+)")) == \
         {constant(checks / "test_queries.py", "PAGE_CEILING")}
+
+
+def test_insecure_endpoints_states_the_limits_the_checks_hold_it_to():
+    text, checks = " ".join(brief("insecure-endpoints").split()), RESOURCES.checks_dir("insecure-endpoints")
+    assert stated(text, r"After \*\*(\d+) failed logins for one username within (\d+) minutes") == \
+        [constant(checks / "test_auth.py", "MAX_FAILURES"), 15]
+    assert set(stated(text, r"at most (\d+) are checked")) == {constant(checks / "test_auth.py", "MAX_FAILURES")}
+    assert set(stated(text, r"(\w+) wrong passwords for one account")) == {constant(checks / "test_auth.py", "GUESSES")}
+    assert set(stated(text, r"(\w+) wrong passwords for another account sent at the same moment")) == \
+        {constant(checks / "test_auth.py", "BURST")}
+    assert set(stated(text, r"`page_size` up to (\d+)")) == {constant(checks / "test_invoices.py", "MAX_PAGE")}
+    assert set(stated(text, r"never gives more than (\d+) invoices")) == {constant(checks / "test_invoices.py", "MAX_PAGE")}
+    graded_ttl = tomllib.loads((RESOURCES.lab_dir("insecure-endpoints") / "lab.toml").read_text())["app"]["overrides"]
+    assert stated(text, r"\((\d+) s when graded\)") == [graded_ttl["TOKEN_TTL_SECONDS"]]
