@@ -119,3 +119,14 @@ def test_insecure_endpoints_states_the_limits_the_checks_hold_it_to():
     assert set(stated(text, r"never gives more than (\d+) invoices")) == {constant(checks / "test_invoices.py", "MAX_PAGE")}
     graded_ttl = tomllib.loads((RESOURCES.lab_dir("insecure-endpoints") / "lab.toml").read_text())["app"]["overrides"]
     assert stated(text, r"\((\d+) s when graded\)") == [graded_ttl["TOKEN_TTL_SECONDS"]]
+
+
+def test_load_states_the_budgets_lifetime_and_load_the_checks_use():
+    text, checks = " ".join(brief("load").split()), RESOURCES.checks_dir("load")
+    lab = spec("load")
+    assert set(stated(text, r"never hold more than (\d+) connections")) == {constant(checks / "conftest.py",
+                                                                                     "CONNECTION_BUDGET")}
+    assert stated(text, r"(\w+) buyers browsing and buying without pause for (\d+) seconds") == \
+        [lab.load.users, lab.load.seconds]
+    assert "A cart lives for at least an hour after its last change" in text
+    assert constant(checks / "test_cart_lifetime.py", "LIFETIME") == 3600

@@ -9,28 +9,78 @@ from grader.checkkit import Failure, Sampler, check
 PAGE = 50
 GROWTH_ALLOWED_MB = 60
 REQUESTS_PER_REPLICA = 2
+READS_BEFORE, READS_AFTER = 3, 5  # first pages read through each replica, each on a new connection
+STALE = ("The ledger is every order there is at the moment of the request: a count or a page kept from an earlier "
+         "request (in a worker's memory, or in a cache) is out of date as soon as a buyer checks out. Every worker of "
+         "every replica answers; ask PostgreSQL each time (a sliced queryset and .count()).")
+
+
+def _page(reply, number: int, total: int, rows: list, last: int, expect, pages, where: str = "") -> None:
+    """One ledger page against the database: count, links, and every field of every order."""
+    expect.status(reply, 200, f"for page {number} of the ledger{where}", help=pages.CONTRACT)
+    body = expect.fields(reply, ("count", "next", "previous", "results"), help=pages.CONTRACT)
+    if body["count"] != total or not isinstance(body["results"], list) or len(body["results"]) != len(rows):
+        raise Failure(f"GET /api/orders/?page={number}{where} says count = {body['count']!r} with "
+                      f"{len(body['results']) if isinstance(body['results'], list) else 'no list of'} orders; "
+                      f"the database holds {total:,} orders and this page {len(rows)}", help=pages.CONTRACT)
+    for position, (item, row) in enumerate(zip(body["results"], rows, strict=True)):
+        pages.item(item, row, f"order {position + 1} of page {number}{where}", pages.ORDER_FIELDS)
+    if (body["next"] is None) != (number == last) or (body["previous"] is None) != (number == 1):
+        raise Failure(f"page {number} of {last}{where} says next = {body['next']!r}, previous = {body['previous']!r}",
+                      help=pages.CONTRACT)
+
+
+def _place_orders(client, boxoffice, expect, pages, rng) -> list[int]:
+    """Buy tickets for two events through the API, on one connection; the ids of the orders written."""
+    session = client.session()
+    try:
+        made = session.post("/api/carts/")
+        expect.status(made, 201, "to make a cart (to place new orders)", help=pages.CONTRACT)
+        cart = expect.fields(made, pages.CART_FIELDS, help=pages.CONTRACT)
+        for event in rng.sample(boxoffice.events(), 2):
+            sent = {"event": event["id"], "quantity": 1}
+            expect.status(session.post(f"/api/carts/{cart['id']}/items/", sent), 200, "adding a ticket to a cart",
+                          sent=sent, help=pages.CONTRACT)
+        sent = {"email": f"ledger.{rng.randint(1, 10**6)}@example.com"}
+        paid = session.post(f"/api/carts/{cart['id']}/checkout/", sent)
+        expect.status(paid, 201, "to check a cart out (to place new orders)", sent=sent, help=pages.CONTRACT)
+    finally:
+        session.close()
+    orders = paid.body.get("orders") if isinstance(paid.body, dict) else None
+    return [order.get("id") for order in orders or [] if isinstance(order, dict)]
 
 
 @check("orders-page")
-def test_orders_page(client, boxoffice, pages, expect, rng):
-    """The ledger answers pages of 50, newest first, as the database has them"""
+def test_orders_page(client, replicas, boxoffice, pages, expect, rng):
+    """The ledger answers pages of 50, newest first, as the database has them, on every replica after new orders"""
     total = boxoffice.order_count()
     last = math.ceil(total / PAGE)
     for number in (1, rng.randint(2, 200), last):
-        reply = client.get(f"/api/orders/?page={number}")
-        expect.status(reply, 200, f"for page {number} of the ledger", help=pages.CONTRACT)
-        body = expect.fields(reply, ("count", "next", "previous", "results"), help=pages.CONTRACT)
-        rows = boxoffice.orders((number - 1) * PAGE, PAGE)
-        if body["count"] != total or not isinstance(body["results"], list) or len(body["results"]) != len(rows):
-            raise Failure(f"GET /api/orders/?page={number} says count = {body['count']!r} with "
-                          f"{len(body['results']) if isinstance(body['results'], list) else 'no list of'} orders; "
-                          f"the database holds {total:,} orders and this page {len(rows)}", help=pages.CONTRACT)
-        for position, (item, row) in enumerate(zip(body["results"], rows, strict=True)):
-            pages.item(item, row, f"order {position + 1} of page {number}", pages.ORDER_FIELDS)
-        if (body["next"] is None) != (number == last) or (body["previous"] is None) != (number == 1):
-            raise Failure(f"page {number} of {last} says next = {body['next']!r}, previous = {body['previous']!r}",
-                          help=pages.CONTRACT)
+        _page(client.get(f"/api/orders/?page={number}"), number, total, boxoffice.orders((number - 1) * PAGE, PAGE),
+              last, expect, pages)
     expect.status(client.get(f"/api/orders/?page={last + 5}"), 404, "for a page past the last", help=pages.CONTRACT)
+
+    # The first page through every worker of every replica, before and after new orders: a count or a page
+    # kept from an earlier request (per process, or shared) shows as the ledger of before.
+    for replica_number, replica in enumerate(replicas, 1):
+        for _ in range(READS_BEFORE):
+            _page(replica.get("/api/orders/?page=1"), 1, total, boxoffice.orders(0, PAGE), last, expect, pages,
+                  f" (through replica {replica_number})")
+    placed = _place_orders(client, boxoffice, expect, pages, rng)
+    total_now = boxoffice.order_count()
+    last_now = math.ceil(total_now / PAGE)
+    rows = boxoffice.orders(0, PAGE)
+    for replica_number, replica in enumerate(replicas, 1):
+        for attempt in range(1, READS_AFTER + 1):
+            reply = replica.get("/api/orders/?page=1")
+            where = (f" (through replica {replica_number}, request {attempt} of {READS_AFTER} on a new connection, "
+                     f"after {len(placed)} new orders {placed} were placed through the API; before them the "
+                     f"ledger held {total:,})")
+            try:
+                _page(reply, 1, total_now, rows, last_now, expect, pages, where)
+            except Failure as failure:
+                raise Failure(failure.rationale, evidence=failure.evidence,
+                              help=STALE if reply.status == 200 else failure.help) from None
 
 
 @check("orders-memory")

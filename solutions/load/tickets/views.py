@@ -91,9 +91,9 @@ def order_list(request):
     start = (page - 1) * ORDERS_PAGE_SIZE
     # PostgreSQL counts and returns one page (COUNT(*), then LIMIT 50 OFFSET n): fifty objects in memory.
     count = orders.count()
-    rows = list(orders[start:start + ORDERS_PAGE_SIZE])
-    if not rows and page > 1:
+    if start >= count and page > 1:  # past the last page; ?page=10**30 would overflow PostgreSQL's OFFSET
         return Response({"detail": "Invalid page."}, status=status.HTTP_404_NOT_FOUND)
+    rows = list(orders[start:start + ORDERS_PAGE_SIZE])
 
     def link(number):
         return request.build_absolute_uri(f"{request.path}?page={number}")
