@@ -9,6 +9,8 @@ A lab that measures no speed (no `[load]` table) has its variants graded two at 
 its first test asserts anything, by `lab check` in processes of their own: its checks judge what the service
 did, not how fast, so a busy machine changes no verdict, and the batch is done before any other test runs.
 A lab with a `[load]` table is graded one variant at a time, inside its own test, on a machine left quiet.
+A variant marked `soak = true` is one more of a class of wrong fixes another variant already proves; `make soak`
+grades those (pytest -m soak), to keep CI within its time.
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ def variants(group: str) -> list[tuple[str, str]]:
             if (path / "variant.toml").is_file()]
 
 
+def params(group: str) -> list:
+    """The variants of a group as test parameters; one marked `soak = true` (one more of a class another variant
+    already proves in CI) runs under `make soak` only."""
+    return [pytest.param(slug, name, id=f"{slug}/{name}",
+                         marks=[pytest.mark.soak] if tomllib.loads(
+                             (FIXTURES / slug / group / name / "variant.toml").read_text()).get("soak") else [])
+            for slug, name in variants(group)]
+
+
 @dataclass(frozen=True)
 class Graded:
     exit_code: int
@@ -79,10 +90,12 @@ def prepared(slug: str, group: str, variant: str, parent: Path) -> tuple[Path, d
 
 
 class BatchGrader:
-    """Every variant of a lab without [load], graded BATCH_JOBS at a time the first time one of them is asked for."""
+    """The variants of a lab without [load] this session runs, graded BATCH_JOBS at a time the first time one of
+    them is asked for."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, selected: list[tuple[str, str, str]]):
         self.root = root
+        self.selected = selected
         self.results: dict[tuple[str, str, str], Graded] = {}
 
     def result(self, slug: str, group: str, variant: str) -> Graded:
@@ -92,7 +105,7 @@ class BatchGrader:
 
     def _grade_lab(self, slug: str) -> None:
         dirs_before, pids_before = run_dirs(), run_processes()
-        todo = [(slug, group, name) for group in ("passing", "failing") for lab, name in variants(group) if lab == slug]
+        todo = [key for key in self.selected if key[0] == slug]
 
         def one(key: tuple[str, str, str]) -> Graded:
             folder = Path(tempfile.mkdtemp(prefix=f"{key[2]}-", dir=self.root))
@@ -106,9 +119,15 @@ class BatchGrader:
         assert not run_processes() - pids_before, "a process of a run was left running"
 
 
+GROUP_OF_TEST = {"test_a_correct_fix_passes_every_check": "passing",
+                 "test_a_wrong_fix_fails_exactly_the_checks_it_breaks": "failing"}
+
+
 @pytest.fixture(scope="session")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> BatchGrader:
-    return BatchGrader(tmp_path_factory.mktemp("variants"))
+def batch(tmp_path_factory: pytest.TempPathFactory, request) -> BatchGrader:
+    selected = [(item.callspec.params["slug"], GROUP_OF_TEST[item.originalname], item.callspec.params["variant"])
+                for item in request.session.items if getattr(item, "originalname", None) in GROUP_OF_TEST]
+    return BatchGrader(tmp_path_factory.mktemp("variants"), selected)
 
 
 def graded(slug: str, group: str, variant: str, batch: BatchGrader, tmp_path: Path, request) -> tuple[Graded, dict]:
@@ -147,7 +166,7 @@ def test_variants_are_described_and_expect_real_checks(slug: str, group: str):
             assert "fail" in expect.values() and set(expect.values()) <= {"fail", "skip"}, f"{name}: {expect}"
 
 
-@pytest.mark.parametrize(("slug", "variant"), variants("passing"), ids=[f"{s}/{v}" for s, v in variants("passing")])
+@pytest.mark.parametrize(("slug", "variant"), params("passing"))
 def test_a_correct_fix_passes_every_check(slug: str, variant: str, batch, tmp_path: Path, request):
     result, _ = graded(slug, "passing", variant, batch, tmp_path, request)
 
@@ -156,7 +175,7 @@ def test_a_correct_fix_passes_every_check(slug: str, variant: str, batch, tmp_pa
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize(("slug", "variant"), variants("failing"), ids=[f"{s}/{v}" for s, v in variants("failing")])
+@pytest.mark.parametrize(("slug", "variant"), params("failing"))
 def test_a_wrong_fix_fails_exactly_the_checks_it_breaks(slug: str, variant: str, batch, tmp_path: Path, request):
     result, toml = graded(slug, "failing", variant, batch, tmp_path, request)
     expect = toml["expect"]

@@ -62,25 +62,38 @@ def test_orders_page(client, replicas, boxoffice, pages, expect, rng):
 
     # The first page through every worker of every replica, before and after new orders: a count or a page
     # kept from an earlier request (per process, or shared) shows as the ledger of before.
-    for replica_number, replica in enumerate(replicas, 1):
-        for _ in range(READS_BEFORE):
-            _page(replica.get("/api/orders/?page=1"), 1, total, boxoffice.orders(0, PAGE), last, expect, pages,
-                  f" (through replica {replica_number})")
-    placed = _place_orders(client, boxoffice, expect, pages, rng)
-    total_now = boxoffice.order_count()
-    last_now = math.ceil(total_now / PAGE)
-    rows = boxoffice.orders(0, PAGE)
-    for replica_number, replica in enumerate(replicas, 1):
-        for attempt in range(1, READS_AFTER + 1):
-            reply = replica.get("/api/orders/?page=1")
-            where = (f" (through replica {replica_number}, request {attempt} of {READS_AFTER} on a new connection, "
-                     f"after {len(placed)} new orders {placed} were placed through the API; before them the "
-                     f"ledger held {total:,})")
-            try:
-                _page(reply, 1, total_now, rows, last_now, expect, pages, where)
-            except Failure as failure:
-                raise Failure(failure.rationale, evidence=failure.evidence,
-                              help=STALE if reply.status == 200 else failure.help) from None
+    # One kept-alive connection per replica is answered by one worker before and after: the worker that
+    # served the ledger of before must serve the new one.
+    sessions = [replica.session() for replica in replicas]
+    try:
+        for replica_number, (replica, session) in enumerate(zip(replicas, sessions, strict=True), 1):
+            _page(session.get("/api/orders/?page=1"), 1, total, boxoffice.orders(0, PAGE), last, expect, pages,
+                  f" (through replica {replica_number}, on a kept-alive connection)")
+            for _ in range(READS_BEFORE):
+                _page(replica.get("/api/orders/?page=1"), 1, total, boxoffice.orders(0, PAGE), last, expect, pages,
+                      f" (through replica {replica_number})")
+        placed = _place_orders(client, boxoffice, expect, pages, rng)
+        total_now = boxoffice.order_count()
+        last_now = math.ceil(total_now / PAGE)
+        rows = boxoffice.orders(0, PAGE)
+        for replica_number, (replica, session) in enumerate(zip(replicas, sessions, strict=True), 1):
+            after = f"after {len(placed)} new orders {placed} were placed through the API; before them the ledger " \
+                    f"held {total:,}"
+            reads = [(session.get("/api/orders/?page=1"),
+                      f" (through replica {replica_number}, on the kept-alive connection that read it before, {after})")]
+            for attempt in range(1, READS_AFTER + 1):
+                reads.append((replica.get("/api/orders/?page=1"),
+                              f" (through replica {replica_number}, request {attempt} of {READS_AFTER} on a new "
+                              f"connection, {after})"))
+            for reply, where in reads:
+                try:
+                    _page(reply, 1, total_now, rows, last_now, expect, pages, where)
+                except Failure as failure:
+                    raise Failure(failure.rationale, evidence=failure.evidence,
+                                  help=STALE if reply.status == 200 else failure.help) from None
+    finally:
+        for session in sessions:
+            session.close()
 
 
 @check("orders-memory")
