@@ -99,27 +99,35 @@ class LoadCheck:
         self.rounds = 0
         self.last: LoadResult | None = None  # the latest round, whose failures a verdict shows
 
-    def measure(self, data: Any = None) -> LoadFigures:
-        """One run of the profile; its figures become the check's."""
+    def measure(self, data: Any = None, measured: LoadResult | None = None) -> LoadFigures:
+        """One run of the profile (or `measured`, a run of it made for other checks); its figures become the check's."""
         self.rounds += 1
-        result = run_load(Path(self.spec["locustfile"]), self.base_urls, self.profile,
-                          self.work / f"round-{self.rounds}", progress=self.progress, data=data)
+        result = measured or run_load(Path(self.spec["locustfile"]), self.base_urls, self.profile,
+                                      self.work / f"round-{self.rounds}", progress=self.progress, data=data)
         self.last = result
         figures = LoadFigures.of(result)
         self.figures.update(figures.as_figures())
         return figures
 
-    def verdict(self, data: Any = None) -> str:
-        """Measure and judge; returns the passing message, raises Failure or Inconclusive otherwise."""
+    def verdict(self, data: Any = None, first: LoadResult | None = None) -> str:
+        """Measure and judge; returns the passing message, raises Failure or Inconclusive otherwise.
+
+        `first`: a run of the lab's profile already made for other checks (one load run feeds every check that
+        judges it), taken as the first round; the rounds after it are measured here."""
+        given = [first] if first is not None else []
+
+        def measure() -> LoadFigures:
+            return self.measure(data, given.pop() if given else None)
+
         if self.calibrating:
-            rounds = [self.measure(data) for _ in range(self.CALIBRATION_ROUNDS.get(self.calibrating, 1))]
+            rounds = [measure() for _ in range(self.CALIBRATION_ROUNDS.get(self.calibrating, 1))]
             self.figures.update(LoadFigures.median(rounds).as_figures())
             return f"measured for calibration over {len(rounds)} round(s), not judged"
         reference = LoadFigures.from_figures(self.reference or {})
         if reference is None:
             raise Inconclusive("there are no figures of the reference solution to compare with: `lab calibrate` "
                                "measures them")
-        verdict = decide(lambda: self.measure(data), reference, self.thresholds)
+        verdict = decide(measure, reference, self.thresholds)
         message, evidence = verdict.message, verdict.evidence
         if verdict.status != "pass" and self.last is not None and self.last.total.failures:
             evidence = {**evidence, **load_failure_evidence(self.last)}

@@ -5,7 +5,6 @@ Exit codes: 0 every required check passes, 1 checks failed, 2 usage or environme
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import shutil
@@ -13,30 +12,24 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from grader import __version__, catalog, formats
-from grader.app import RunningServer
-from grader.calibration import CalibrationCache
-from grader.doctor import diagnose
+from grader import __version__, catalog
 from grader.errors import LabError, StageFailure, UsageProblem
-from grader.formats import FORMATS
-from grader.html_report import write_html
 from grader.labspec import LabSpec
+from grader.names import FORMATS, PROVIDERS
 from grader.paths import write_atomically
-from grader.pipeline import Stages, calibrate, grade, prepared_service, terminate_on_sigterm
-from grader.processes import RunDirectory, port_is_free, reap_abandoned_runs
-from grader.providers import PROVIDERS, get_provider
-from grader.report import LiveReporter, figures_table, print_summary
 from grader.resources import resources
-from grader.results import figure_rows
 from grader.state import Progress
-from grader.verify import verify_lab
 from grader.workspace import BRIEF, MARKER_DIR, MARKER_FILE, Workspace, code_files, copy_code
+
+if TYPE_CHECKING:
+    from grader.app import RunningServer
 
 EXIT_OK, EXIT_CHECKS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_RUN_PORT = 8000
@@ -68,6 +61,11 @@ class LabGroup(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
 
 
+only_option = click.option(
+    "--only", "only", multiple=True, metavar="ID",
+    help="Run only this check and the checks it depends on (repeat for several); a partial run is not recorded "
+         "as your result for the lab.",
+)
 provider_option = click.option(
     "--provider", type=click.Choice(PROVIDERS, case_sensitive=False), envvar="LAB_PROVIDER", default=None,
     help="Where PostgreSQL and Redis come from (default: $LAB_PROVIDER, else auto).",
@@ -171,15 +169,22 @@ def _writable_output(option: str, path: Path | None) -> None:
               help="Also write JUnit XML to this file.")
 @click.option("--gradescope", "gradescope_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write Gradescope's results.json to this file.")
+@only_option
 @click.pass_obj
 def check(obj: Context, provider: str | None, seed: int | None, time_limit: int | None, request_timeout: int | None,
           startup_timeout: int | None, slug: str | None, output_format: str, json_path: Path | None, junit_path: Path | None,
-          gradescope_path: Path | None) -> None:
+          gradescope_path: Path | None, only: tuple[str, ...]) -> None:
     """Grade the workspace you are in: hidden checks against your running service.
 
     Every check writes .lab/results/latest.json and the HTML report .lab/report.html. On GitHub Actions
-    it also annotates the checks that do not pass and adds a job summary.
+    it also annotates the checks that do not pass and adds a job summary. With --only, a partial run:
+    those checks and the ones they depend on, not recorded as your result for the lab.
     """
+    from grader import formats
+    from grader.html_report import write_html
+    from grader.pipeline import grade
+    from grader.report import LiveReporter, print_summary
+    
     console = obj.console if output_format == "text" else Console(stderr=True, highlight=False, soft_wrap=True)
     for option, path in (("--json", json_path), ("--junit", junit_path), ("--gradescope", gradescope_path)):
         _writable_output(option, path)
@@ -188,9 +193,10 @@ def check(obj: Context, provider: str | None, seed: int | None, time_limit: int 
     if workspace.version != lab.version:
         console.print(f"[yellow]note:[/yellow] this workspace was started from version {workspace.version} of "
                       f"the lab; the checks are version {lab.version}.")
+    _known_checks(lab, only)
     workspace.own_outputs()
     reporter = LiveReporter(console, {c.id: c.title for c in lab.checks})
-    result = grade(lab, workspace.root, provider, seed, reporter, logs_dir=workspace.logs_dir)
+    result = grade(lab, workspace.root, provider, seed, reporter, logs_dir=workspace.logs_dir, only=only or None)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     payload = formats.to_json(result)
     write_atomically(workspace.results_dir / f"{stamp}-seed{result.seed}.json", payload)
@@ -200,7 +206,8 @@ def check(obj: Context, provider: str | None, seed: int | None, time_limit: int 
         if path is not None:
             write_atomically(path.absolute(), formats.render(result, name))
     write_html(result, workspace.report_path)
-    obj.progress.record_check(lab.slug, result.score, result.max_score, result.passed)
+    if not result.partial:  # a partial run says nothing of the checks it left out
+        obj.progress.record_check(lab.slug, result.score, result.max_score, result.passed)
     print_summary(console, result, str(latest.relative_to(workspace.root)),
                   str(workspace.report_path.relative_to(workspace.root)))
     if output_format != "text":
@@ -212,12 +219,44 @@ def check(obj: Context, provider: str | None, seed: int | None, time_limit: int 
     raise SystemExit(EXIT_OK if result.passed else EXIT_CHECKS_FAILED)
 
 
+@cli.command()
+@provider_option
+@click.option("--seed", type=int, help="Grade every run with this seed (default: a new one each time).")
+@only_option
+@click.pass_obj
+def watch(obj: Context, provider: str | None, seed: int | None, only: tuple[str, ...]) -> None:
+    """Run `lab check` now and again whenever you save a file of the workspace (Ctrl-C stops).
+
+    A save while a check runs stops that run and starts a new one; each run's full output is in
+    .lab/logs/watch.log and its verdicts on the screen. --only ID watches those checks alone.
+    """
+    from grader.watch import watch as watch_workspace
+
+    workspace, lab = _workspace_lab()
+    _known_checks(lab, only)
+    arguments = [*(["--provider", provider] if provider else []), *(["--seed", str(seed)] if seed is not None else []),
+                 *(argument for check_id in only for argument in ("--only", check_id))]
+    raise SystemExit(watch_workspace(workspace.root, arguments, obj.console))
+
+
+def _known_checks(lab: LabSpec, only: tuple[str, ...]) -> None:
+    unknown = [check_id for check_id in only if check_id not in lab.check_ids]
+    if unknown:
+        raise UsageProblem(f"{lab.slug} has no check {', '.join(repr(check_id) for check_id in unknown)}.",
+                           f"Its checks are: {', '.join(lab.check_ids)}.")
+
+
 @cli.command("run")
 @provider_option
 @click.option("--port", type=int, help="The port to serve on (default: 8000, or a free one when 8000 is taken).")
 @click.pass_obj
 def run_service(obj: Context, provider: str | None, port: int | None) -> None:
     """Serve your code with seeded data and its own databases, to see the bug for yourself (Ctrl-C stops it)."""
+    from grader.pipeline import Stages, prepared_service, terminate_on_sigterm
+    from grader.processes import RunDirectory, port_is_free, reap_abandoned_runs
+    from grader.providers import get_provider
+    from grader.report import LiveReporter
+    
     workspace, lab = _workspace_lab()
     chosen = get_provider(provider)
     if port is None and port_is_free(DEFAULT_RUN_PORT):
@@ -288,6 +327,8 @@ def hint(obj: Context) -> None:
 @click.pass_obj
 def diff(obj: Context, stat: bool) -> None:
     """Compare your code with the reference solution."""
+    import difflib
+    
     workspace, lab = _workspace_lab()
     solution = resources().solution_dir(lab.slug)
     mine = {path for path in code_files(workspace.root) if path != Path(BRIEF)}
@@ -371,6 +412,8 @@ def status(obj: Context) -> None:
 @click.pass_obj
 def doctor(obj: Context, provider: str | None, as_json: bool) -> None:
     """What this machine offers for grading (servers, engine), and what `lab check` would use and why."""
+    from grader.doctor import diagnose
+    
     found = diagnose(provider)
     if as_json:
         obj.console.out(json.dumps(found.to_json(), indent=2), highlight=False)
@@ -468,6 +511,12 @@ def calibrate_command(obj: Context, slugs: tuple[str, ...], provider: str | None
 
     Without SLUG: the lab of the workspace you are in, else every lab with a load profile.
     """
+    from grader.calibration import CalibrationCache
+    from grader.pipeline import calibrate
+    from grader.providers import get_provider
+    from grader.report import LiveReporter, figures_table
+    from grader.results import figure_rows
+    
     if slugs:
         labs = [catalog.load(slug) for slug in slugs]
     else:
@@ -502,6 +551,8 @@ def calibrate_command(obj: Context, slugs: tuple[str, ...], provider: str | None
 @click.pass_obj
 def verify(obj: Context, slugs: tuple[str, ...], provider: str | None, seed: int | None) -> None:
     """For authors: each starter fails exactly its starter_fails, each solution passes every check."""
+    from grader.verify import verify_lab
+    
     labs = [catalog.load(slug) for slug in slugs] if slugs else catalog.load_all()
     failures = 0
     for lab in labs:

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from grader.names import FORMATS  # noqa: F401 - re-exported
 from grader.results import CheckResult, RunResult, figure_rows
 
-FORMATS = ("text", "json", "junit", "gradescope", "github")
 FILE_FORMATS = ("json", "junit", "gradescope")  # those with a file of their own (--json, --junit, --gradescope)
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 RESULT_SCHEMA = SCHEMA_DIR / "result.schema.json"

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader.calibration import Thresholds
 from grader.errors import LabError
 
 FORMAT_VERSION = 1
@@ -41,6 +40,8 @@ class CheckSpec:
     required: bool = True
     depends_on: tuple[str, ...] = ()
     hint: str = ""
+    alone: bool = False  # runs while no other check runs: it measures speed or memory
+    locks: tuple[str, ...] = ()  # checks that name a common lock never run at once (they share state)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,15 @@ class Limits:
     check_seconds: int = 240
     startup_seconds: int = 45
     request_seconds: int = 15
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A load check's calibrated limits: the learner's figures against the reference solution's."""
+
+    min_rps_ratio: float = 1 / 3
+    max_p50_ratio: float = 3.0
+    max_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,7 @@ class LabSpec:
     data: DataSpec | None = None
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     app_overrides: tuple[tuple[str, Any], ...] = ()  # Django settings set after the learner's, while graded
+    parallel: int = 1  # at most this many hidden checks run at once ([grading] parallel)
 
     @property
     def directory(self) -> Path:
@@ -230,7 +241,8 @@ def load_lab(path: Path) -> LabSpec:
     top = _Reader(path, data)
     top.known_keys({
         "format_version", "slug", "version", "title", "summary", "difficulty", "estimated_minutes",
-        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "load", "data", "postgres", "checks",
+        "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "load", "data", "postgres", "grading",
+        "checks",
     })
     if top.integer("format_version", minimum=1) != FORMAT_VERSION:
         raise top.error("format_version", f"must be {FORMAT_VERSION} (this kit reads format {FORMAT_VERSION})")
@@ -271,6 +283,8 @@ def load_lab(path: Path) -> LabSpec:
     postgres = top.subtable("postgres")
     postgres.known_keys({"max_connections"})
     bench.known_keys({"solution_seconds", "load_speedup", "starter_failure_rate"})
+    grading = top.subtable("grading")
+    grading.known_keys({"parallel"})
     return LabSpec(
         path=path,
         slug=slug,
@@ -305,6 +319,7 @@ def load_lab(path: Path) -> LabSpec:
         data=dataset,
         postgres=PostgresSettings(max_connections=postgres.integer("max_connections", 0, minimum=0) or None),
         app_overrides=_read_overrides(app.subtable("overrides")),
+        parallel=grading.integer("parallel", 1, minimum=1),
     )
 
 
@@ -359,7 +374,7 @@ def _read_checks(path: Path, raw: Any) -> list[CheckSpec]:
         if not isinstance(table, dict):
             raise LabSpecError(path, f"checks[{index}]", "must be a [[checks]] table")
         reader = _Reader(path, table, f"checks[{index}].")
-        reader.known_keys({"id", "title", "weight", "required", "depends_on", "hint"})
+        reader.known_keys({"id", "title", "weight", "required", "depends_on", "hint", "alone", "locks"})
         check_id = reader.string("id", pattern=CHECK_ID_RE)
         reader.prefix = f"checks.{check_id}."
         if any(check.id == check_id for check in checks):
@@ -371,6 +386,8 @@ def _read_checks(path: Path, raw: Any) -> list[CheckSpec]:
             required=reader.boolean("required", True),
             depends_on=reader.strings("depends_on", []),
             hint=reader.string("hint", "") if table.get("hint", "") else "",
+            alone=reader.boolean("alone", False),
+            locks=reader.strings("locks", []),
         ))
     return checks
 

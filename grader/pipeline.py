@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from grader.app import LearnerApp, RunningServer
 from grader.calibration import Calibration, CalibrationCache, cpu_available_now, machine_description
-from grader.errors import EnvironmentProblem, StageFailure
+from grader.errors import EnvironmentProblem, StageFailure, UsageProblem
 from grader.faults import BROKE_DATABASE_HINT, service_faults, table_baseline
 from grader.labspec import LabSpec
 from grader.processes import RunDirectory, reap_abandoned_runs
@@ -30,6 +30,7 @@ from grader.resources import resources
 from grader.results import RunResult, StageProblem, merge_records
 from grader.runner import run_checks
 from grader.runtime import Runtime
+from grader.scheduler import closure
 from grader.workspace import code_files, copy_code, readable_by_all
 
 CALIBRATION_SEED = 20261201  # calibration runs use one seed, so they can be replayed
@@ -144,16 +145,26 @@ def prepared_service(lab: LabSpec, source: Path, provider: Provider, run: RunDir
 
 
 def grade(lab: LabSpec, source: Path, provider_name: str | None = None, seed: int | None = None,
-          reporter: Reporter | None = None, logs_dir: Path | None = None) -> RunResult:
+          reporter: Reporter | None = None, logs_dir: Path | None = None,
+          only: tuple[str, ...] | None = None) -> RunResult:
     """Grade the project in `source` (a workspace or a starter/solution folder) and return the verdicts.
 
     A lab with a load profile is judged against the reference solution measured on this machine:
     the first grading on a machine measures the starter and the reference (`calibrate`) and keeps them.
+    `only`: a partial run of these checks and the checks they depend on (it is calibrated only when one of
+    them measures: an `alone` check).
     """
     reporter = reporter or SilentReporter()
     provider = get_provider(provider_name)
-    calibration = (lambda: calibrate(lab, provider, reporter)) if lab.load is not None else None
-    return _grade(lab, source, provider, seed, reporter, logs_dir, calibration=calibration)
+    if only is not None:
+        unknown = [check_id for check_id in only if check_id not in lab.check_ids]
+        if unknown:
+            raise UsageProblem(f"{lab.slug} has no check {', '.join(repr(check_id) for check_id in unknown)}.",
+                               f"Its checks are: {', '.join(lab.check_ids)}.")
+    measures = lab.load is not None and (only is None or any(lab.check(check_id).alone
+                                                             for check_id in closure(lab.checks, only)))
+    calibration = (lambda: calibrate(lab, provider, reporter)) if measures else None
+    return _grade(lab, source, provider, seed, reporter, logs_dir, calibration=calibration, only=only)
 
 
 def calibrate(lab: LabSpec, provider: Provider, reporter: Reporter | None = None, refresh: bool = False) -> Calibration:
@@ -227,7 +238,7 @@ def _now() -> str:
 
 def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, reporter: Reporter,
            logs_dir: Path | None, calibration: Callable[[], Calibration] | None = None,
-           calibrating: str | None = None) -> RunResult:
+           calibrating: str | None = None, only: tuple[str, ...] | None = None) -> RunResult:
     """One grading run. `calibration` gives the reference's figures once the service is up (so that a
     project that does not even start is not kept waiting for a calibration); its time is not the run's."""
     seed = seed if seed is not None else random.SystemRandom().randrange(1, 2**31)
@@ -262,7 +273,11 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
                                    "load": _load_context(lab), "calibrating": calibrating,
                                    "app_settings": dict(lab.app_overrides), "tables": prepared.tables,
                                    "reference": calibrated.reference if calibrated else None}
-                        records, missing = run_checks(lab, run, context, deadline, reporter.record, reporter.progress)
+                        timings: dict[str, float] = {}
+                        records, missing = run_checks(lab, run, context, deadline, reporter.record, reporter.progress,
+                                                      only=frozenset(only) if only is not None else None,
+                                                      timings=timings)
+                        stages.durations.update(timings)
                         failure = broken_services(prepared)
                     reporter.stage("teardown")
                     teardown_started = time.perf_counter()
@@ -279,8 +294,9 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
             stages.durations["teardown"] = time.perf_counter() - teardown_started
     return RunResult(
         lab=lab.slug, lab_version=lab.version, provider=provider.name, seed=seed, started_at=started_at,
-        stages=stages.durations, checks=merge_records(lab, records, missing), stage_failure=failure,
-        template=template, servers=provider.servers(), calibration=calibrated,
+        stages=stages.durations, stage_failure=failure, template=template, servers=provider.servers(),
+        checks=merge_records(lab, records, missing, run=closure(lab.checks, only) if only is not None else None),
+        calibration=calibrated, only=tuple(only) if only is not None else None,
     )
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--lab-context", required=True, help="the run context JSON written by the grader")
     parser.addoption("--lab-results-fd", required=True, type=int,
                      help="the pipe (a file descriptor the grader passed) that takes one JSON line per record")
+    parser.addoption("--lab-orders-fd", type=int, default=None,
+                     help="the pipe the grader sends the checks to run on, one JSON line each (else: all, in order)")
+    parser.addoption("--lab-worker", type=int, default=0, help="this worker's number among the run's")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,6 +86,31 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             _write(config, {"id": check_id, "status": "error", "duration": 0.0, "evidence": {}, "hint": None,
                             "message": "no hidden check implements this id (a bug in the lab, not in your code)"})
     items[:] = [by_id[check_id] for check_id in declared if check_id in by_id]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """Run the checks the grader sends, one JSON line each ({"run": id, "passed": [its dependencies]}), until
+    the pipe closes; say when ready and when each check is done. Without the pipe, pytest's own loop runs."""
+    descriptor = session.config.getoption("--lab-orders-fd")
+    if descriptor is None:
+        return None
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        raise session.Interrupted(f"{session.testsfailed} error(s) during the collection of the hidden checks")
+    items = {_check_id(item): item for item in session.items}
+    state = _state(session.config)
+    _append(session.config, {"ready": True, "worker": session.config.getoption("--lab-worker")})
+    with os.fdopen(descriptor, "r", encoding="utf-8") as orders:
+        for line in orders:
+            order = json.loads(line)
+            item = items.get(order["run"])
+            if item is not None:
+                state["status"].update({dependency: "pass" for dependency in order.get("passed", [])})
+                # The session as the next item: this check's own fixtures are torn down, the session's are kept
+                # for the next check this worker gets, whichever it is (one load run feeds every check of it).
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=session)
+            _append(session.config, {"done": order["run"]})
+    return True  # pytest's session finish tears the session's fixtures down
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -184,7 +213,13 @@ def load(request: pytest.FixtureRequest, lab: LabContext, figures: dict[str, Any
     reference = (context.get("reference") or {}).get(check_id)
     return LoadCheck(check_id, context["load"], lab.replicas, Path(context["work_dir"]) / check_id, figures,
                      reference, context.get("calibrating"),
-                     progress=lambda line: _append(request.config, {"progress": line}))
+                     progress=request.getfixturevalue("progress"))
+
+
+@pytest.fixture(scope="session")
+def progress(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Shows a line of a long check's live progress (a load run) to the learner."""
+    return lambda line: _append(pytestconfig, {"progress": line})
 
 
 @pytest.fixture(scope="session")

@@ -164,3 +164,8 @@ def print_summary(console: Console, result: RunResult, results_path: str | None 
     console.print(f"Score {score_text(result)} · {verdict}"
                   + (f" · details in {results_path}" if results_path else "")
                   + (f" · report {report_path}" if report_path else ""))
+    if result.partial:
+        console.print(f"[yellow]A partial run[/yellow] of {', '.join(result.only or ())} and the checks "
+                      f"{'they depend' if len(result.only or ()) > 1 else 'it depends'} on: "
+                      f"{len(result.checks)} of the lab's checks. It is not recorded as your result for the lab; "
+                      "`lab check` runs them all.")

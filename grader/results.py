@@ -63,6 +63,11 @@ class RunResult:
     template: str = ""
     servers: dict[str, str] = field(default_factory=dict)
     calibration: Calibration | None = None
+    only: tuple[str, ...] | None = None  # a partial run (`lab check --only`): the checks named; None for a whole run
+
+    @property
+    def partial(self) -> bool:
+        return self.only is not None
 
     @property
     def score(self) -> int:
@@ -95,15 +100,20 @@ class RunResult:
             "servers": self.servers,
             "stage_failure": asdict(self.stage_failure) if self.stage_failure else None,
             "calibration": self.calibration.summary() if self.calibration else None,
+            "only": list(self.only) if self.only is not None else None,
             "checks": [{**asdict(check), "figures": figure_rows(check.id, check.figures, self.calibration)}
                        for check in self.checks],
         }
 
 
-def merge_records(lab: LabSpec, records: dict[str, dict[str, Any]], missing: dict[str, str]) -> list[CheckResult]:
-    """One CheckResult per lab.toml check, in its order; a check with no record gets the `missing` record."""
+def merge_records(lab: LabSpec, records: dict[str, dict[str, Any]], missing: dict[str, str],
+                  run: set[str] | None = None) -> list[CheckResult]:
+    """One CheckResult per lab.toml check (of those in `run`, in a partial run), in its order; a check with no
+    record gets the `missing` record."""
     results = []
     for spec in lab.checks:
+        if run is not None and spec.id not in run:
+            continue
         record = records.get(spec.id)
         if record is None:
             record = missing

@@ -67,6 +67,32 @@ def test_fixed_workspace_passes_and_records_progress(run_lab, workspace: Path):
     assert "passed" in run_lab("list").output
 
 
+def test_only_runs_the_named_checks_with_their_dependencies_and_records_no_result(run_lab, workspace: Path):
+    from grader.state import Progress
+
+    shutil.copytree(SOLUTION, workspace, dirs_exist_ok=True, ignore=shutil.ignore_patterns("NOTES.md"))
+    result = run_lab("check", "--provider", "local", "--seed", "11", "--only", "idempotent-concurrent", cwd=workspace)
+
+    assert result.exit_code == 0, result.output
+    # idempotent-concurrent depends on idempotent-replay, which depends on single-order: all three run, nothing else.
+    assert statuses(workspace) == {"single-order": "pass", "idempotent-replay": "pass", "idempotent-concurrent": "pass"}
+    report = json.loads((workspace / ".lab" / "results" / "latest.json").read_text())
+    jsonschema.validate(report, json.loads(formats.RESULT_SCHEMA.read_text()))
+    assert report["only"] == ["idempotent-concurrent"] and report["score"] == {"earned": 4, "max": 4}
+    assert "A partial run of idempotent-concurrent" in result.output and "not recorded" in result.output
+    assert Progress().status("race-conditions") == "started", "a partial run is not the lab's result"
+    assert "passed" not in run_lab("list").output
+
+    unknown = run_lab("check", "--provider", "local", "--only", "no-such-check", cwd=workspace)
+    assert unknown.exit_code == 2 and "has no check 'no-such-check'" in unknown.output
+    assert "idempotent-concurrent" in unknown.output, "the message lists the lab's checks"
+
+    whole = run_lab("check", "--provider", "local", "--seed", "11", cwd=workspace)
+    assert whole.exit_code == 0, whole.output
+    assert json.loads((workspace / ".lab" / "results" / "latest.json").read_text())["only"] is None
+    assert Progress().status("race-conditions") == "passed"
+
+
 def test_a_syntax_error_is_a_failed_stage_with_the_log(run_lab, workspace: Path):
     (workspace / "store" / "views.py").write_text("def broken(:\n")
     result = run_lab("check", "--provider", "local", cwd=workspace)

@@ -29,7 +29,8 @@ def test_race_conditions_spec_is_typed():
     assert lab.settings_module == "shop.settings"
     assert lab.check("idempotent-concurrent").depends_on == ("idempotent-replay",)
     assert lab.max_score == sum(check.weight for check in lab.checks)
-    assert lab.bench.solution_seconds == 15
+    assert lab.bench.solution_seconds == 10
+    assert lab.parallel == 2 and lab.check("order-validation").alone and not lab.check("no-oversell").alone
 
 
 def _broken(tmp_path: Path, old: str, new: str) -> Path:
@@ -58,7 +59,7 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ('depends_on = ["single-order"]', 'depends_on = ["no-oversell"]', "checks.idempotent-replay.depends_on",
      "names 'no-oversell', which must be a check declared above 'idempotent-replay'"),
     ("weight = 3", "weight = -1", "checks.no-oversell.weight", "must be an integer >= 0, got -1"),
-    ("solution_seconds = 15", "solution_seconds = 1.5", "bench.solution_seconds",
+    ("solution_seconds = 10", "solution_seconds = 1.5", "bench.solution_seconds",
      "must be an integer >= 0, got 1.5"),
     ("[limits]", "colour = \"blue\"\n[limits]", "server.colour",
      "is not a known key; expected one of cpus, memory_mb, project_config, replicas, threads, workers"),
@@ -69,8 +70,13 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ("[limits]", "[data]\nafter_migration = \"0001_initial\"\n\n[limits]", "data.after_migration",
      "must be APP.MIGRATION (like 'catalog.0001_initial'), got '0001_initial'"),
     ("[limits]", "[data]\nmodule = \"dataset.py\"\n\n[limits]", "data.after_migration", "is missing"),
-    ("solution_seconds = 15", "solution_seconds = 15\nload_speedup = -2", "bench.load_speedup",
+    ("solution_seconds = 10", "solution_seconds = 10\nload_speedup = -2", "bench.load_speedup",
      "must be a number >= 0.0, got -2"),
+    ("parallel = 2", "parallel = 0", "grading.parallel", "must be an integer >= 1, got 0"),
+    ("parallel = 2", "parallel = 2\nlanes = 3", "grading.lanes", "is not a known key; expected one of parallel"),
+    ("weight = 3", "weight = 3\nalone = \"yes\"", "checks.no-oversell.alone", "must be true or false, got 'yes'"),
+    ("weight = 3", "weight = 3\nlocks = \"stock\"", "checks.no-oversell.locks",
+     "must be a list of non-empty strings, got 'stock'"),
     ('settings = "shop.settings"', 'settings = "shop.settings"\n[app.overrides]\ntoken_ttl = 3', "app.overrides.token_ttl",
      "must be a Django setting's name in capitals (like TOKEN_TTL_SECONDS)"),
     ('settings = "shop.settings"', 'settings = "shop.settings"\n[app.overrides]\nDATABASES = "x"',
@@ -115,7 +121,7 @@ def test_slow_queries_declares_its_data_and_its_load():
     assert lab.data is not None and lab.data.after == "catalog.0001_initial" and lab.data.module == "dataset.py"
     assert (resources().checks_dir("slow-queries") / lab.data.module).is_file()
     assert lab.load is not None and (resources().checks_dir("slow-queries") / lab.load.locustfile).is_file()
-    assert lab.bench.load_speedup == 10 and lab.bench.solution_seconds == 30
+    assert lab.bench.load_speedup == 10 and lab.bench.solution_seconds == 15
     assert load_lab(RACE).data is None
 
 

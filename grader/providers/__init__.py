@@ -20,7 +20,7 @@ from grader.processes import RunDirectory
 if TYPE_CHECKING:
     from grader.runtime import Runtime
 
-PROVIDERS = ("auto", "local", "external", "docker")
+from grader.names import PROVIDERS  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

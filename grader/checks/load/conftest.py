@@ -82,15 +82,17 @@ def load_data(boxoffice: BoxOffice) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def observed_load(lab, load_data) -> ObservedLoad:
-    """The load profile run once for the checks that judge it (failures, connections), with a sampler."""
+def observed_load(lab, load_data, progress) -> ObservedLoad:
+    """The load profile run once for every check that judges it (failures, connections, and the first round of
+    under-load's speed), with the app's connections sampled meanwhile."""
     spec = lab.load
     work = lab.work_dir / "observed-load"
     sampler_db = Database(lab.database)
     try:
         with Sampler(sampler_db.app_connections, every=0.05) as connections:
             result = run_load(Path(spec["locustfile"]), lab.replicas, LoadProfile(spec["users"], spec["spawn_rate"],
-                                                                            spec["seconds"]), work, data=load_data)
+                                                                            spec["seconds"]), work,
+                              progress=progress, data=load_data)
     finally:
         sampler_db.close()
     return ObservedLoad(result, connections, _failures(work))

@@ -37,6 +37,6 @@ def test_connections_bounded(observed_load, figures, pages):
 
 
 @check("under-load")
-def test_under_load(load, load_data):
+def test_under_load(load, load_data, observed_load):
     """Under load: throughput and median latency within the calibrated ratios"""
-    load.verdict(data=load_data)
+    load.verdict(data=load_data, first=observed_load.result)

@@ -55,10 +55,14 @@ class Ledger:
                              (order_id,))
         return rows[0] if rows else None
 
-    def charges_after(self, last_id: int) -> list[dict[str, Any]]:
-        """Charges the gateway made since `last_id` was the newest one."""
-        return self.db.query("SELECT id, amount, reference FROM payments_charge WHERE id > %s ORDER BY id",
-                             (last_id,))
+    def charges_after(self, last_id: int, references: set[str] | None = None) -> list[dict[str, Any]]:
+        """Charges the gateway made since `last_id` was the newest one; with `references`, only those made under
+        them (the brief's `order:<product id>` and `topup:<wallet id>`: a check's own, whatever runs beside it)."""
+        if references is None:
+            return self.db.query("SELECT id, amount, reference FROM payments_charge WHERE id > %s ORDER BY id",
+                                 (last_id,))
+        return self.db.query("SELECT id, amount, reference FROM payments_charge WHERE id > %s AND reference = ANY(%s) "
+                             "ORDER BY id", (last_id, sorted(references)))
 
     def balance(self, wallet_id: int) -> int | None:
         return self.db.scalar("SELECT balance FROM store_wallet WHERE id = %s", (wallet_id,))

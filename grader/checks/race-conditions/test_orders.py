@@ -150,7 +150,7 @@ def test_no_oversell(client, ledger, expect, seeded):
         expect.only_statuses(calls, replies, (201, 409), f"orders for {units} each", number, help=CONTRACT)
         stock = ledger.stock(product["id"])
         orders = ledger.orders_for(product["id"])
-        charges = ledger.charges_after(last_charge)
+        charges = ledger.charges_after(last_charge, {f"order:{product['id']}"})
         accepted = sum(reply.status == 201 for reply in replies)
         refused = len(replies) - accepted
         sold = sum(order["quantity"] for order in orders)
@@ -207,7 +207,7 @@ def test_idempotent_concurrent(client, ledger, expect, seeded):
         expect.burst_answered(calls, replies, what, number, help=help)
         expect.only_statuses(calls, replies, (200, 201, 409), what, number, help=CONTRACT)
         orders = [order for product_id in initial for order in ledger.orders_for(product_id)]
-        charges = ledger.charges_after(last_charge)
+        charges = ledger.charges_after(last_charge, {f"order:{product_id}" for product_id in initial})
         stock = {product_id: ledger.stock(product_id) for product_id in initial}
         answered_ids = sorted({reply.body.get("id") if isinstance(reply.body, dict) else None
                                for reply in replies if reply.status in (200, 201)}, key=repr)

@@ -146,8 +146,7 @@ def test_topup_no_lost_update(client, ledger, expect, seeded):
         expect.only_statuses(calls, replies, (200,), "top-ups of one wallet", number, help=CONTRACT)
         final = ledger.balance(wallet_id)
         accepted = sum(amounts)
-        charges = [charge for charge in ledger.charges_after(last_charge)
-                   if charge["reference"] == f"topup:{wallet_id}"]
+        charges = ledger.charges_after(last_charge, {f"topup:{wallet_id}"})
         charged = sum(charge["amount"] for charge in charges)
         problems = []
         if final != initial + accepted:
@@ -257,8 +256,7 @@ def _mixed_round(client, ledger, expect, role, number, help):
 
     after = {wallet_id: ledger.balance(wallet_id) for wallet_id in before}
     rows = ledger.transfers_after(last_transfer, tuple(before))
-    charges = [charge for charge in ledger.charges_after(last_charge)
-               if charge["reference"] in {f"topup:{wallet_id}" for wallet_id in before}]
+    charges = ledger.charges_after(last_charge, {f"topup:{wallet_id}" for wallet_id in before})
     asked = {(source, target) for source, target, _ in transfers}
     accepted = [(call, reply) for call, reply, topup in zip(calls, replies, is_topup, strict=True)
                 if not topup and reply.status == 201]
