@@ -25,6 +25,7 @@ import secrets
 import socket
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 
 import docker
@@ -46,6 +47,8 @@ from grader.providers.containers import ContainerRuntime, container_address, rea
 from grader.providers.postgres import TEST_SETTINGS
 
 ENGINE_TIMEOUT_SECONDS = 5
+READY_POLL = 0.1  # seconds between "are you ready?" asks of a starting service container
+READY_TIMEOUT = 120  # seconds a service container may take to get ready (testcontainers' default)
 POSTGRES_ALIAS, REDIS_ALIAS = "postgres", "redis"
 DATABASE = "lab"
 # Migrated template databases are kept as images, like the local provider's template clusters. Their data
@@ -116,17 +119,19 @@ class DockerProvider:
             settings = [arg for key, value in {**TEST_SETTINGS, **lab.postgres.server_settings()}.items()
                         if key not in ("unix_socket_directories", "listen_addresses")
                         for arg in ("-c", f"{key}={value}")]
-            postgres = (PostgresContainer(template if cached else self.images.postgres, username="lab",
+            postgres = (_Postgres(template if cached else self.images.postgres, username="lab",
                                           password=password, dbname=DATABASE, driver=None)
                         .with_env("PGDATA", TEMPLATE_PGDATA)
                         .with_network(network).with_network_aliases(POSTGRES_ALIAS)
                         .with_command(["postgres", *settings]).with_kwargs(labels=labels))
             redis_server = (RedisContainer(self.images.redis).with_network(network)
                             .with_network_aliases(REDIS_ALIAS).with_kwargs(labels=labels)
-                            .waiting_for(ExecWaitStrategy(["redis-cli", "ping"])))  # no published port needed
+                            .waiting_for(ExecWaitStrategy(["redis-cli", "ping"]).with_poll_interval(READY_POLL)))
             for container in (postgres, redis_server):
                 stack.callback(container.stop)
-                _start(container, run)
+            with ThreadPoolExecutor(2) as starting:  # both at once: each mostly waits for its server to answer
+                for started in [starting.submit(_start, container, run) for container in (postgres, redis_server)]:
+                    started.result()
             runtime = ContainerRuntime(self.client, self.app_image, network.name, run,
                                        cpus=lab.server.cpus, memory_mb=lab.server.memory_mb, internal=internal)
             stack.callback(runtime.close)
@@ -235,6 +240,16 @@ def _set_password(postgres: PostgresContainer, password: str) -> None:
         raise EnvironmentProblem(f"The cached template database did not take this run's password: "
                                  f"{output.decode(errors='replace').strip()[:300]}",
                                  "Remove the nexus-labs/pgtpl-* images (`docker image rm`) to rebuild them.")
+
+
+class _Postgres(PostgresContainer):
+    """testcontainers' PostgreSQL, asked whether it is ready every READY_POLL seconds rather than every second."""
+
+    def _connect(self) -> None:
+        password = self.password.replace("'", "'\"'\"'")
+        (ExecWaitStrategy(["sh", "-c", f"PGPASSWORD='{password}' psql --username {self.username} --dbname "
+                                       f"{self.dbname} --host 127.0.0.1 -c 'select 1;'"])
+         .with_poll_interval(READY_POLL).with_startup_timeout(READY_TIMEOUT).wait_until_ready(self))
 
 
 def _start(container, run: RunDirectory) -> None:
