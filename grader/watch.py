@@ -111,14 +111,6 @@ class ChangeFeed:
             changes |= batch
         return changes
 
-    def cannot_watch(self, error: Exception) -> int:
-        self.console.print(f"[red bold]error:[/red bold] cannot watch {escape(str(self.root))} for changes: "
-                           f"{escape(str(error))}")
-        self.console.print("Where the system's file watches run out (fs.inotify.max_user_watches) or a folder is "
-                           "shared from another machine, `WATCHFILES_FORCE_POLLING=true lab watch` looks for "
-                           "changes by polling instead.")
-        return EXIT_USAGE
-
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
