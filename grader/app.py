@@ -18,6 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ class RunningServer:
     process: Handle
     base_url: str
     log: Path
+
+
+SERVE_TODO = "Serve it yourself with `lab run` (or `python manage.py check`) and fix the error in the log."
 
 
 class LearnerApp:
@@ -152,40 +156,65 @@ class LearnerApp:
         return json.loads(output.read_text())
 
     def serve_replicas(self, services: Services, port: int | None = None) -> list[RunningServer]:
-        """Every replica the lab declares, each ready; the first on `port` when one is given."""
-        return [self.serve(services, port=port if replica == 0 else None, replica=replica)
-                for replica in range(self.lab.server.replicas)]
+        """Every replica the lab declares, each ready; the first on `port` when one is given.
 
-    def serve(self, services: Services, port: int | None = None, replica: int = 0) -> RunningServer:
+        Replicas start together: each is launched from this thread (a sandbox that dies with its parent dies
+        with the thread that started it), then all are waited for at once. A replica that is not ready is
+        started again alone, as `serve` does, which says why when it cannot be."""
+        replicas = self.lab.server.replicas
+        if replicas == 1:
+            return [self.serve(services, port=port)]
+        overlay = self._overlay(services)  # written once, before any replica reads it
+        launched = [self._launch(services, port if replica == 0 else None, replica, overlay)
+                    for replica in range(replicas)]
+        with ThreadPoolExecutor(replicas) as waiting:
+            outcomes = list(waiting.map(self._wait_ready, [server for server in launched if server is not None]))
+        ready = iter(outcomes)
+        servers = []
+        for replica, server in enumerate(launched):
+            outcome = next(ready) if server is not None else "port taken"
+            if outcome == "ready":
+                servers.append(server)
+                continue
+            if outcome != "port taken":
+                raise self._not_ready(server, outcome)
+            if server is not None:
+                server.process.stop(grace=3.0)
+            servers.append(self.serve(services, port=port if replica == 0 else None, replica=replica,
+                                      overlay=overlay))  # another free port, as serve tries
+        return servers
+
+    def _launch(self, services: Services, port: int | None, replica: int, overlay: Path) -> RunningServer | None:
+        """One replica's server started, not yet known to be ready; None when it could not even start."""
+        name, snapshot, env, config = self._server_parts(services, replica, overlay)
+        listener = services.runtime.listener(port)
+        log = self.run.path / f"{name}.log"
+        try:
+            handle = services.runtime.start(name, self._server_command(services.runtime, config, listener), log=log,
+                                            cwd=snapshot, env=env, inputs=(snapshot, overlay), listener=listener)
+        except PortTaken:
+            return None
+        return RunningServer(handle, handle.base_url(listener), log)
+
+    def _overlay(self, services: Services) -> Path:
+        return self.render_overlay("overlay", *services.for_app(), reached_at_own_address=services.runtime.internal)
+
+    def serve(self, services: Services, port: int | None = None, replica: int = 0,
+              overlay: Path | None = None) -> RunningServer:
         """gunicorn on `port` (default: a free loopback port), ready when the probe gets this run's token back.
 
         Replicas after the first get a copy of the snapshot and (as local processes) a HOME and TMPDIR of
         their own, so that, as on separate machines, nothing but the services is shared between them.
         """
         runtime = services.runtime
-        overlay = self.render_overlay("overlay", *services.for_app(),
-                                      reached_at_own_address=runtime.internal)
-        name = "server" if replica == 0 else f"server-{replica + 1}"
+        overlay = overlay or self._overlay(services)
+        name, snapshot, env, config = self._server_parts(services, replica, overlay)
         log = self.run.path / f"{name}.log"
-        snapshot = self.snapshot
-        if replica:
-            snapshot = self.run.path / f"app-{replica + 1}"
-            shutil.copytree(self.snapshot, snapshot, symlinks=True)
-        env = self.environment(overlay, runtime, snapshot)
-        if replica and runtime.name == "local":
-            env.update(runtime.home(f"home-{replica + 1}"))
-        config = self._server_config(overlay, snapshot)
         for _attempt in range(3 if port is None else 1):
             listener = runtime.listener(port)
-            command = [
-                runtime.python, "-m", "gunicorn", f"{OVERLAY_PACKAGE}.wsgi:application", "--config", str(config),
-                "--bind", listener.bind,
-                "--timeout", str(max(30, self.lab.limits.request_seconds * 2)), "--graceful-timeout", "3",
-                "--access-logfile", "-", "--error-logfile", "-", "--capture-output",
-            ]
             try:
-                handle = runtime.start(name, command, log=log, cwd=snapshot, env=env, inputs=(snapshot, overlay),
-                                       listener=listener)
+                handle = runtime.start(name, self._server_command(runtime, config, listener), log=log, cwd=snapshot, env=env,
+                                       inputs=(snapshot, overlay), listener=listener)
             except PortTaken:
                 outcome = "port taken"
                 continue
@@ -193,17 +222,39 @@ class LearnerApp:
             outcome = self._wait_ready(running)
             if outcome == "ready":
                 return running
-            if outcome.startswith("the server did not answer"):
-                outcome += self._where_stuck(log)
-            handle.stop(grace=3.0)
             if outcome != "port taken":
-                break
-        raise StageFailure(
-            "serve",
-            outcome if outcome != "port taken" else f"the port for {listener.base_url} is taken by another program",
-            self.log_excerpt(log),
-            todo="Serve it yourself with `lab run` (or `python manage.py check`) and fix the error in the log.",
-        )
+                raise self._not_ready(running, outcome)
+            handle.stop(grace=3.0)
+        raise StageFailure("serve", f"the port for {listener.base_url} is taken by another program",
+                           self.log_excerpt(log), todo=SERVE_TODO)
+
+    def _not_ready(self, server: RunningServer, outcome: str) -> StageFailure:
+        """Why a server did not get ready, as the serve stage's failure; the server is stopped."""
+        if outcome.startswith("the server did not answer"):
+            outcome += self._where_stuck(server.log)  # its stacks, taken while it still runs
+        server.process.stop(grace=3.0)
+        return StageFailure("serve", outcome, self.log_excerpt(server.log), todo=SERVE_TODO)
+
+    def _server_parts(self, services: Services, replica: int, overlay: Path) -> tuple[str, Path, dict[str, str], Path]:
+        """A replica's name, its copy of the project (replicas after the first get their own), its environment
+        and its gunicorn configuration."""
+        runtime = services.runtime
+        name = "server" if replica == 0 else f"server-{replica + 1}"
+        snapshot = self.snapshot
+        if replica:
+            snapshot = self.run.path / f"app-{replica + 1}"
+            if not snapshot.is_dir():
+                shutil.copytree(self.snapshot, snapshot, symlinks=True)
+        env = self.environment(overlay, runtime, snapshot)
+        if replica and runtime.name == "local":
+            env.update(runtime.home(f"home-{replica + 1}"))
+        return name, snapshot, env, self._server_config(overlay, snapshot)
+
+    def _server_command(self, runtime: Runtime, config: Path, listener: Any) -> list[str]:
+        return [runtime.python, "-m", "gunicorn", f"{OVERLAY_PACKAGE}.wsgi:application", "--config", str(config),
+                "--bind", listener.bind,
+                "--timeout", str(max(30, self.lab.limits.request_seconds * 2)), "--graceful-timeout", "3",
+                "--access-logfile", "-", "--error-logfile", "-", "--capture-output"]
 
     def _wait_ready(self, server: RunningServer) -> str:
         deadline = time.monotonic() + self.lab.limits.startup_seconds

@@ -194,6 +194,9 @@ def check(obj: Context, provider: str | None, seed: int | None, time_limit: int 
         console.print(f"[yellow]note:[/yellow] this workspace was started from version {workspace.version} of "
                       f"the lab; the checks are version {lab.version}.")
     _known_checks(lab, only)
+    if only and (gradescope_path is not None or output_format == "gradescope"):
+        raise UsageProblem("A partial run (--only) gives no Gradescope result: its score would stand for the lab's.",
+                           "Grade the whole lab for Gradescope: drop --only.")
     workspace.own_outputs()
     reporter = LiveReporter(console, {c.id: c.title for c in lab.checks})
     result = grade(lab, workspace.root, provider, seed, reporter, logs_dir=workspace.logs_dir, only=only or None)
@@ -395,8 +398,10 @@ def status(obj: Context) -> None:
         obj.console.print("Not checked yet: run [bold]lab check[/bold].")
     else:
         data = json.loads(latest.read_text())
-        obj.console.print(f"Last check {data['started_at']}: score {data['score']['earned']}/{data['score']['max']}, "
-                          + ("all required checks pass." if data["passed"] else "not passing yet."))
+        partial = f" (a partial run of {', '.join(data['only'])})" if data.get("only") else ""
+        obj.console.print(f"Last check {data['started_at']}{partial}: score {data['score']['earned']}/"
+                          f"{data['score']['max']}, " + ("all required checks pass." if data["passed"] else
+                                                        "not passing yet."))
         for check in data["checks"]:
             if check["status"] != "pass":
                 obj.console.print(f"  {check['status'].upper():<5} {check['id']}")

@@ -125,13 +125,14 @@ def _element(parent: ET.Element, tag: str, text: str | None = None, **attributes
 def to_junit(result: RunResult) -> str:
     """JUnit XML: <testsuites> holding one <testsuite> for the lab, a <testcase> per check."""
     counts = {"tests": len(result.checks), "failures": 0, "errors": 0, "skipped": 0}
-    total_time = sum(result.stages.values())
+    total_time = result.seconds
     suite = ET.Element("testsuite", name=result.lab, timestamp=result.started_at, hostname=platform.node(),
                        time=f"{total_time:.3f}")
     properties = _element(suite, "properties")
     for name, value in (("lab_version", result.lab_version), ("provider", result.provider),
                         ("seed", result.seed), ("score", f"{result.score}/{result.max_score}"),
-                        ("passed", str(result.passed).lower())):
+                        ("passed", str(result.passed).lower()),
+                        *((("only", ",".join(result.only)),) if result.only is not None else ())):
         _element(properties, "property", name=name, value=str(value))
     classname = f"lab.{result.lab}"
     if result.stage_failure:
@@ -189,7 +190,7 @@ def to_gradescope(result: RunResult, visibility: str = "visible") -> str:
         output += "\n\n" + stage_failure_text(result)
     return json.dumps({
         "score": float(result.score),
-        "execution_time": round(sum(result.stages.values())),
+        "execution_time": round(result.seconds),
         "output": output,
         "output_format": "text",
         "visibility": visibility,

@@ -157,6 +157,8 @@ def grade(lab: LabSpec, source: Path, provider_name: str | None = None, seed: in
     reporter = reporter or SilentReporter()
     provider = get_provider(provider_name)
     if only is not None:
+        if not only:
+            raise UsageProblem("A partial run names at least one check.", f"Name one of: {', '.join(lab.check_ids)}.")
         unknown = [check_id for check_id in only if check_id not in lab.check_ids]
         if unknown:
             raise UsageProblem(f"{lab.slug} has no check {', '.join(repr(check_id) for check_id in unknown)}.",

@@ -10,6 +10,7 @@ nothing read from it is trusted blindly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +33,35 @@ def runs_root() -> Path:
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o711)
     return root
+
+
+FAST_ROOM_BYTES = 4 << 30  # a RAM-backed folder is used when it has this much free (slow-queries' cluster: ~0.3 GB)
+
+
+def fast_root() -> Path | None:
+    """A folder in memory (tmpfs) for a run's PostgreSQL data, where the machine has one with room to spare:
+    copying a template cluster there takes a tenth of the time it takes on disk. $LAB_FAST_DIR names another
+    (empty: none); None when there is none, and the data stays in the run's folder."""
+    chosen = os.environ.get("LAB_FAST_DIR")
+    if chosen is not None:
+        base = Path(chosen) if chosen else None
+    else:
+        # One per runs folder (tests and graders with their own $LAB_RUNS_DIR never reap each other's data).
+        base = Path("/dev/shm") / f"{RUNS_ROOT_NAME}-{hashlib.sha256(str(runs_root()).encode()).hexdigest()[:12]}"
+        try:
+            room = os.statvfs(base.parent)
+        except OSError:
+            return None
+        if room.f_bavail * room.f_frsize < FAST_ROOM_BYTES:
+            return None
+    if base is None:
+        return None
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o711)  # PostgreSQL's user passes through to its own folder
+    except OSError:
+        return None
+    return base
 
 
 def free_port() -> int:
@@ -148,10 +178,18 @@ class RunDirectory:
                 stop_group(record["pid"], grace=3.0)
         kill_run_processes(self.path, self.app_uid)
 
+    def fast(self, name: str) -> Path:
+        """A folder of this run's own in memory (fast_root), else in the run's folder; removed with the run."""
+        root = fast_root()
+        return root / f"{self.path.name}-{name}" if root is not None else self.path / name
+
     def remove(self) -> None:
         from grader.sandbox import release_app_uid, run_processes
 
         self.stop_all()
+        root = fast_root()
+        for folder in root.glob(f"{self.path.name}-*") if root is not None else ():
+            shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(self.path, ignore_errors=True)
         if self.app_uid is not None and not run_processes(self.path, self.app_uid):
             release_app_uid(self.path.parent, self.app_uid)  # else kept: no later run gets a uid still in use
@@ -206,4 +244,13 @@ def reap_abandoned_runs() -> list[Path]:
             continue  # removed meanwhile by its own run
         RunDirectory(run, app_uid=owner["app_uid"] if owner else None).remove()
         reaped.append(run)
+    root = fast_root()
+    for folder in sorted(root.glob("run-*")) if root is not None else ():
+        owner_run = runs_root() / "-".join(folder.name.split("-")[:2])  # run-XXXXXXXX-NAME: run-XXXXXXXX
+        try:
+            if not owner_run.exists() and time.time() - folder.stat().st_mtime > 60:
+                shutil.rmtree(folder, ignore_errors=True)  # its run's folder is gone: nothing else will
+                reaped.append(folder)
+        except OSError:
+            continue
     return reaped

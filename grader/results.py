@@ -50,6 +50,9 @@ class StageProblem:
     todo: str
 
 
+NESTED_STAGES = {"migrate": "services", "pytest start": "checks"}  # a stage timed inside another: its parent
+
+
 @dataclass
 class RunResult:
     lab: str
@@ -64,6 +67,11 @@ class RunResult:
     servers: dict[str, str] = field(default_factory=dict)
     calibration: Calibration | None = None
     only: tuple[str, ...] | None = None  # a partial run (`lab check --only`): the checks named; None for a whole run
+
+    @property
+    def seconds(self) -> float:
+        """The whole run: its stages, not counting those timed inside another (NESTED_STAGES)."""
+        return sum(seconds for name, seconds in self.stages.items() if name not in NESTED_STAGES)
 
     @property
     def partial(self) -> bool:

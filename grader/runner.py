@@ -66,10 +66,21 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
         for number in range(wanted):
             workers.append(Worker.start(number, lab, run, context_path))
         while not schedule.done:
-            for skip in schedule.skips():
-                take({"id": skip.check_id, "status": "skip", "message": skip.message, "duration": 0.0,
-                      "evidence": {}, "hint": None})
-            alive = [worker for worker in workers if worker.alive]
+            while skips := schedule.skips():  # a skip may make its own dependents skips: until none is left
+                for skip in skips:
+                    take({"id": skip.check_id, "status": "skip", "message": skip.message, "duration": 0.0,
+                          "evidence": {}, "hint": None})
+            for worker in workers:
+                if not worker.exited and not worker.alive:  # it died: the check it ran ends with it
+                    worker.exited = True
+                    for message in worker.pipe.read(timeout=0):
+                        if "id" in message:
+                            take(message)
+                    check_id = schedule.free(worker.number)
+                    if check_id is not None and check_id not in records:
+                        take({"id": check_id, "status": "error", "duration": 0.0, "evidence": {}, "hint": None,
+                              "message": "the hidden checks stopped while this check ran (see .lab/logs/checks.log)"})
+            alive = [worker for worker in workers if not worker.exited]
             if not alive:
                 break
             if schedule.home not in {worker.number for worker in alive}:
@@ -77,8 +88,7 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
             idle = [worker.number for worker in alive if worker.ready and worker.number not in schedule.running]
             for number, check_id in schedule.next_for(idle):
                 running = [worker for worker in workers if worker.number == number][0]
-                passed = [dependency for dependency in lab.check(check_id).depends_on]
-                running.dispatch(check_id, passed)
+                running.dispatch(check_id, list(lab.check(check_id).depends_on))  # each one passed
             if schedule.done:
                 break
             for worker, message in _read_any(alive, timeout=0.1):
@@ -95,15 +105,6 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
                               "message": "the check ended without a verdict (a bug in the lab, not in your code)"})
                 else:
                     take(message)
-            for worker in alive:
-                if not worker.alive:  # it died: the check it ran ends with it
-                    for message in worker.pipe.read(timeout=0):
-                        if "id" in message:
-                            take(message)
-                    check_id = schedule.free(worker.number)
-                    if check_id is not None and check_id not in records:
-                        take({"id": check_id, "status": "error", "duration": 0.0, "evidence": {}, "hint": None,
-                              "message": "the hidden checks stopped while this check ran (see .lab/logs/checks.log)"})
             if time.monotonic() > deadline:
                 missing = {"status": "fail", "message": f"not finished within the time limit ({lab.limits.check_seconds} s): "
                                                          "the service answered too slowly or stopped answering"}
@@ -128,6 +129,7 @@ class Worker:
     pipe: ResultsPipe  # its records and messages
     orders: int  # the descriptor the runner writes check ids to
     ready: bool = False
+    exited: bool = False  # seen dead by the runner, and its check (if any) ended with it
 
     @classmethod
     def start(cls, number: int, lab: LabSpec, run: RunDirectory, context_path: Path) -> Worker:

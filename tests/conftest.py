@@ -31,8 +31,13 @@ def private_runs_root() -> Iterator[Path]:
     root.chmod(0o711)  # the PostgreSQL server's user must reach its data folder inside
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LAB_RUNS_DIR", str(root))
+        from grader.processes import fast_root
+
+        fast = fast_root()
         yield root
     shutil.rmtree(root, ignore_errors=True)
+    if fast is not None:
+        shutil.rmtree(fast, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -111,15 +116,23 @@ def run_dirs() -> set[Path]:
     return set(runs_root().glob("run-*"))
 
 
+def fast_dirs() -> set[Path]:
+    """The folders in memory that hold runs' PostgreSQL data (grader.processes.fast_root)."""
+    from grader.processes import fast_root
+
+    fast = fast_root()
+    return set(fast.glob("run-*")) if fast is not None else set()
+
+
 @pytest.fixture
 def no_leftovers():
     """Fail the test if it leaves a run directory or a process of a run behind."""
-    dirs_before, pids_before = run_dirs(), run_processes()
+    dirs_before, pids_before = run_dirs() | fast_dirs(), run_processes()
     yield
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (run_processes() - pids_before or run_dirs() - dirs_before):
+    while time.monotonic() < deadline and (run_processes() - pids_before or (run_dirs() | fast_dirs()) - dirs_before):
         time.sleep(0.1)
-    assert not run_dirs() - dirs_before, "a run directory was left behind"
+    assert not (run_dirs() | fast_dirs()) - dirs_before, "a run directory (or its data in memory) was left behind"
     assert not run_processes() - pids_before, "a process of the run was left running"
 
 

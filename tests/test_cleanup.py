@@ -14,7 +14,7 @@ import pytest
 
 from grader.resources import resources
 
-from conftest import as_at_a_terminal, run_dirs, run_processes
+from conftest import as_at_a_terminal, fast_dirs, run_dirs, run_processes
 
 pytestmark = pytest.mark.slow
 SOLUTION = resources().solution_dir("race-conditions")
@@ -94,6 +94,8 @@ def test_a_signal_mid_check_leaves_nothing_behind(signum: int, exit_code: int, f
             process.kill()
     assert process.returncode == exit_code, "".join(output) + rest
     assert not run_dir.exists()
+    assert not {folder for folder in fast_dirs() if folder.name.startswith(f"{run_dir.name}-")}, \
+        "the run's data in memory was left behind"
     assert not run_processes() - pids_before
     assert all(port_is_closed(port) for port in ports)
 
@@ -116,6 +118,7 @@ def test_a_run_after_a_killed_one_cleans_up_what_it_left(fixed_workspace: Path, 
     result = run_lab("check", "--provider", "local", cwd=tmp_path / "next")
     assert result.exit_code == 1, result.output
     assert not run_dir.exists()
+    assert not {folder for folder in fast_dirs() if folder.name.startswith(f"{run_dir.name}-")}
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and run_processes() & left:
         time.sleep(0.1)

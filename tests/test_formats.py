@@ -319,3 +319,17 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_grading(start_l
     assert (f"error: --junit {blocker / 'junit.xml'}: {blocker} is not a folder this user can write in.\n"
             "Give --junit a path in a folder you can write to.") in completed.stderr
     assert not (workspace / ".lab" / "results").exists(), "nothing was graded"
+
+
+def test_a_partial_run_says_so_and_its_time_counts_each_stage_once():
+    from dataclasses import replace
+
+    result = replace(a_result(), only=("no-oversell",),
+                     stages={"services": 1.0, "migrate": 0.5, "checks": 3.0, "pytest start": 0.25})
+    assert result.seconds == 4.0, "migrate and pytest start are timed inside services and checks"
+    suite = next(iter(JUnitXml.fromstring(formats.to_junit(result))))
+    assert float(suite.time) == 4.0
+    assert {prop.name: prop.value for prop in suite.properties()}["only"] == "no-oversell"
+    payload = formats.to_json(result)
+    assert json.loads(payload)["only"] == ["no-oversell"]
+    schema(formats.RESULT_SCHEMA).validate(json.loads(payload))

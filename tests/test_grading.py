@@ -82,7 +82,12 @@ def test_only_runs_the_named_checks_with_their_dependencies_and_records_no_resul
     assert "A partial run of idempotent-concurrent" in result.output and "not recorded" in result.output
     assert Progress().status("race-conditions") == "started", "a partial run is not the lab's result"
     assert "passed" not in run_lab("list").output
+    assert "(a partial run of idempotent-concurrent)" in run_lab("status", cwd=workspace).output
 
+    gradescope = run_lab("check", "--only", "single-order", "--gradescope", str(workspace.parent / "gs.json"),
+                         cwd=workspace)
+    assert gradescope.exit_code == 2 and "no Gradescope result" in gradescope.output
+    assert not (workspace.parent / "gs.json").exists()
     unknown = run_lab("check", "--provider", "local", "--only", "no-such-check", cwd=workspace)
     assert unknown.exit_code == 2 and "has no check 'no-such-check'" in unknown.output
     assert "idempotent-concurrent" in unknown.output, "the message lists the lab's checks"

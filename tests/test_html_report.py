@@ -511,3 +511,10 @@ def test_chromium_draws_the_pass_lines_and_the_bulleted_problems(tmp_path: Path)
     write_html(sample_result("race-conditions-starter.json"), race)
     dom = run_browser(binary, tmp_path / "profile", "--dump-dom", race.as_uri())
     assert '<ul class="evidence-lines"><li>sold 44 units of 11</li>' in dom
+
+
+def test_a_partial_run_is_marked_as_one():
+    page = render_html(run_result([PASSING], only=("product-detail",)))
+    assert "A partial run" in page and "of product-detail and the checks it depends on: 1 check," in page
+    assert "not the lab's result" in page
+    assert "A partial run" not in render_html(run_result([PASSING]))

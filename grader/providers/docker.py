@@ -34,6 +34,8 @@ import docker.types
 import psycopg
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.community.redis import RedisContainer
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import Reaper
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import ExecWaitStrategy
 
@@ -129,6 +131,8 @@ class DockerProvider:
                             .waiting_for(ExecWaitStrategy(["redis-cli", "ping"]).with_poll_interval(READY_POLL)))
             for container in (postgres, redis_server):
                 stack.callback(container.stop)
+            if not testcontainers_config.ryuk_disabled:
+                Reaper.get_instance()  # made once here: two starts at once would each try to make it
             with ThreadPoolExecutor(2) as starting:  # both at once: each mostly waits for its server to answer
                 for started in [starting.submit(_start, container, run) for container in (postgres, redis_server)]:
                     started.result()

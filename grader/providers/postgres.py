@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -128,11 +129,38 @@ def initdb(binaries: PostgresBinaries, datadir: Path, log: Path) -> None:
                                  "Check that PostgreSQL is installed correctly; `lab doctor` shows what was found.")
 
 
-def copy_cluster(source: Path, target: Path) -> None:
-    """Copy a stopped cluster, owned by the server's user with the mode PostgreSQL demands."""
-    shutil.copytree(source, target, symlinks=True)
+def copy_cluster(source: Path, target: Path, binaries: PostgresBinaries | None = None) -> None:
+    """Copy a stopped cluster, owned by the server's user with the mode PostgreSQL demands.
+
+    Of a cluster shut down cleanly, only the WAL segment of its last checkpoint is copied: the others are old
+    segments PostgreSQL kept for reuse (tens of MB that a run would copy for nothing)."""
+    needed = _checkpoint_segment(source, binaries) if binaries is not None else None
+
+    def unneeded(folder: str, names: list[str]) -> set[str]:
+        if needed is None or Path(folder).name != "pg_wal":
+            return set()
+        return {name for name in names if WAL_SEGMENT.fullmatch(name) and name != needed}
+
+    shutil.copytree(source, target, symlinks=True, ignore=unneeded)
     _chown_tree(target, server_user())
     target.chmod(0o700)
+
+
+WAL_SEGMENT = re.compile(r"[0-9A-F]{24}")
+
+
+def _checkpoint_segment(cluster: Path, binaries: PostgresBinaries) -> str | None:
+    """The WAL segment a cleanly shut down cluster starts from (pg_controldata), or None when it was not."""
+    try:
+        control = subprocess.run([binaries.tool("pg_controldata"), str(cluster)], capture_output=True, text=True,
+                                 timeout=10, env={**os.environ, "LC_ALL": "C"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    fields = dict(line.split(":", 1) for line in control.stdout.splitlines() if ":" in line)
+    segment = fields.get("Latest checkpoint's REDO WAL file", "").strip()
+    if control.returncode != 0 or fields.get("Database cluster state", "").strip() != "shut down":
+        return None
+    return segment if WAL_SEGMENT.fullmatch(segment) else None
 
 
 class PostgresServer:
@@ -143,7 +171,7 @@ class PostgresServer:
         self.binaries, self.cluster, self.run, self.name = binaries, cluster, run, name
         self.settings = {**TEST_SETTINGS, **(settings or {})}
         self.startup_seconds = startup_seconds
-        self.datadir = run.path / f"{name}-data"
+        self.datadir = run.path / f"{name}-data"  # a link to its data in memory, where the machine has room
         self.log = run.path / f"{name}.log"
         self.socket_dir = run.path / f"{name}-socket"  # the server's user only (0700): the grader enters as root
         self.passwords = {USER: secrets.token_hex(16), APP_ROLE: secrets.token_hex(16)}
@@ -162,7 +190,10 @@ class PostgresServer:
         self.stop()
 
     def start(self) -> None:
-        copy_cluster(self.cluster, self.datadir)
+        data = self.run.fast(f"{self.name}-data")
+        copy_cluster(self.cluster, data, self.binaries)
+        if data != self.datadir:
+            self.datadir.symlink_to(data, target_is_directory=True)
         (self.datadir / "pg_hba.conf").write_text(HBA)
         self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         _chown_tree(self.socket_dir, server_user())
