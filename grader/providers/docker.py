@@ -129,8 +129,7 @@ class DockerProvider:
             redis_server = (RedisContainer(self.images.redis).with_network(network)
                             .with_network_aliases(REDIS_ALIAS).with_kwargs(labels=labels)
                             .waiting_for(ExecWaitStrategy(["redis-cli", "ping"]).with_poll_interval(READY_POLL)))
-            for container in (postgres, redis_server):
-                stack.callback(container.stop)
+            stack.callback(_stop_together, (postgres, redis_server))
             if not testcontainers_config.ryuk_disabled:
                 Reaper.get_instance()  # made once here: two starts at once would each try to make it
             with ThreadPoolExecutor(2) as starting:  # both at once: each mostly waits for its server to answer
@@ -244,6 +243,13 @@ def _set_password(postgres: PostgresContainer, password: str) -> None:
         raise EnvironmentProblem(f"The cached template database did not take this run's password: "
                                  f"{output.decode(errors='replace').strip()[:300]}",
                                  "Remove the nexus-labs/pgtpl-* images (`docker image rm`) to rebuild them.")
+
+
+def _stop_together(containers: tuple) -> None:
+    """Remove service containers at once (each waits for the engine); the first error is raised after all."""
+    with ThreadPoolExecutor(len(containers)) as stopping:
+        for stopped in [stopping.submit(container.stop) for container in containers]:
+            stopped.result()
 
 
 class _Postgres(PostgresContainer):
