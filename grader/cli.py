@@ -193,7 +193,7 @@ def check(obj: Context, provider: str | None, seed: int | None, time_limit: int 
     if workspace.version != lab.version:
         console.print(f"[yellow]note:[/yellow] this workspace was started from version {workspace.version} of "
                       f"the lab; the checks are version {lab.version}.")
-    _known_checks(lab, only)
+    lab.require_checks(only)
     if only and (gradescope_path is not None or output_format == "gradescope"):
         raise UsageProblem("A partial run (--only) gives no Gradescope result: its score would stand for the lab's.",
                            "Grade the whole lab for Gradescope: drop --only.")
@@ -236,17 +236,10 @@ def watch(obj: Context, provider: str | None, seed: int | None, only: tuple[str,
     from grader.watch import watch as watch_workspace
 
     workspace, lab = _workspace_lab()
-    _known_checks(lab, only)
+    lab.require_checks(only)
     arguments = [*(["--provider", provider] if provider else []), *(["--seed", str(seed)] if seed is not None else []),
                  *(argument for check_id in only for argument in ("--only", check_id))]
     raise SystemExit(watch_workspace(workspace.root, arguments, obj.console))
-
-
-def _known_checks(lab: LabSpec, only: tuple[str, ...]) -> None:
-    unknown = [check_id for check_id in only if check_id not in lab.check_ids]
-    if unknown:
-        raise UsageProblem(f"{lab.slug} has no check {', '.join(repr(check_id) for check_id in unknown)}.",
-                           f"Its checks are: {', '.join(lab.check_ids)}.")
 
 
 @cli.command("run")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader.errors import LabError
+from grader.errors import LabError, UsageProblem
 
 FORMAT_VERSION = 1
 DIFFICULTIES = ("beginner", "intermediate", "advanced")
@@ -147,6 +147,13 @@ class LabSpec:
 
     def check(self, check_id: str) -> CheckSpec:
         return next(check for check in self.checks if check.id == check_id)
+
+    def require_checks(self, check_ids: tuple[str, ...]) -> None:
+        """Refuse check ids this lab does not have (`--only`), naming the ones it has."""
+        unknown = [check_id for check_id in check_ids if check_id not in self.check_ids]
+        if unknown:
+            raise UsageProblem(f"{self.slug} has no check {', '.join(repr(check_id) for check_id in unknown)}.",
+                               f"Its checks are: {', '.join(self.check_ids)}.")
 
     @property
     def max_score(self) -> int:

@@ -159,10 +159,7 @@ def grade(lab: LabSpec, source: Path, provider_name: str | None = None, seed: in
     if only is not None:
         if not only:
             raise UsageProblem("A partial run names at least one check.", f"Name one of: {', '.join(lab.check_ids)}.")
-        unknown = [check_id for check_id in only if check_id not in lab.check_ids]
-        if unknown:
-            raise UsageProblem(f"{lab.slug} has no check {', '.join(repr(check_id) for check_id in unknown)}.",
-                               f"Its checks are: {', '.join(lab.check_ids)}.")
+        lab.require_checks(only)
     measures = lab.load is not None and (only is None or any(lab.check(check_id).alone
                                                              for check_id in closure(lab.checks, only)))
     calibration = (lambda: calibrate(lab, provider, reporter)) if measures else None

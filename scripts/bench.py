@@ -38,11 +38,12 @@ sys.path.insert(0, str(ROOT))
 from grader import catalog  # noqa: E402
 from grader.labspec import LabSpec  # noqa: E402
 from grader.resources import resources  # noqa: E402
+from grader.results import NESTED_STAGES  # noqa: E402
 
 EXPECTED_EXIT = {"starter": 1, "solution": 0}
 # A stage timed inside another, and that parent: the template is migrated while the services start, and the
 # hidden checks' pytest starts within "checks". A nested stage's time is already in its parent's.
-NESTED = {"migrate": "services", "pytest start": "checks"}
+NESTED = NESTED_STAGES
 OVERLAPPABLE = "checks"  # the stage the floor replaces by its pytest start and its longest check
 DOCKER_TO_LOCAL = 1.3  # a warm check in containers may take at most this many times the local one
 HELP_SECONDS = 0.2  # `lab --help` must answer within this, warm
