@@ -30,7 +30,7 @@ def test_race_conditions_spec_is_typed():
     assert lab.check("idempotent-concurrent").depends_on == ("idempotent-replay",)
     assert lab.max_score == sum(check.weight for check in lab.checks)
     assert lab.bench.solution_seconds == 10
-    assert lab.parallel == 2 and lab.check("order-validation").alone and not lab.check("no-oversell").alone
+    assert lab.parallel == 1 and lab.check("order-validation").alone and not lab.check("no-oversell").alone
 
 
 def _broken(tmp_path: Path, old: str, new: str) -> Path:
@@ -72,8 +72,8 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ("[limits]", "[data]\nmodule = \"dataset.py\"\n\n[limits]", "data.after_migration", "is missing"),
     ("solution_seconds = 10", "solution_seconds = 10\nload_speedup = -2", "bench.load_speedup",
      "must be a number >= 0.0, got -2"),
-    ("parallel = 2", "parallel = 0", "grading.parallel", "must be an integer >= 1, got 0"),
-    ("parallel = 2", "parallel = 2\nlanes = 3", "grading.lanes", "is not a known key; expected one of parallel"),
+    ("parallel = 1", "parallel = 0", "grading.parallel", "must be an integer >= 1, got 0"),
+    ("parallel = 1", "parallel = 1\nlanes = 3", "grading.lanes", "is not a known key; expected one of parallel"),
     ("weight = 3", "weight = 3\nalone = \"yes\"", "checks.no-oversell.alone", "must be true or false, got 'yes'"),
     ("weight = 3", "weight = 3\nlocks = \"stock\"", "checks.no-oversell.locks",
      "must be a list of non-empty strings, got 'stock'"),
