@@ -329,6 +329,24 @@ class Sampler:
 
 CONNECT_SECONDS = 10
 GRADER_BACKENDS: set[int] = set()  # PostgreSQL backends of this process's own connections, not the app's
+_SHARED_BACKENDS: Path | None = None  # where the run's other checks processes list theirs (share_grader_backends)
+
+
+def share_grader_backends(folder: Path) -> None:
+    """List this process's PostgreSQL backends in `folder` (the run's private folder), and count those the other
+    checks processes of the run list there as the grader's too: their connections are not the app's."""
+    global _SHARED_BACKENDS
+    folder.mkdir(parents=True, exist_ok=True)
+    _SHARED_BACKENDS = folder
+    for pid in GRADER_BACKENDS:
+        (folder / str(pid)).touch()
+
+
+def _grader_backends() -> list[int]:
+    shared = set()
+    if _SHARED_BACKENDS is not None:
+        shared = {int(entry.name) for entry in _SHARED_BACKENDS.iterdir() if entry.name.isdigit()}
+    return sorted(GRADER_BACKENDS | shared)
 
 
 class Database:
@@ -339,12 +357,14 @@ class Database:
         self.connection = psycopg.connect(**params, autocommit=True, row_factory=dict_row,
                                           connect_timeout=CONNECT_SECONDS)
         GRADER_BACKENDS.add(self.connection.info.backend_pid)
+        if _SHARED_BACKENDS is not None:
+            (_SHARED_BACKENDS / str(self.connection.info.backend_pid)).touch()
 
     def app_connections(self) -> int:
         """Client connections open to this database now, the grader's own left out."""
         return int(self.scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND NOT (pid = ANY(%s))", (sorted(GRADER_BACKENDS),)))
+            "AND backend_type = 'client backend' AND NOT (pid = ANY(%s))", (_grader_backends(),)))
 
     def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         with self.connection.cursor() as cursor:
@@ -403,6 +423,8 @@ class Database:
 
     def close(self) -> None:
         GRADER_BACKENDS.discard(self.connection.info.backend_pid)
+        if _SHARED_BACKENDS is not None:
+            (_SHARED_BACKENDS / str(self.connection.info.backend_pid)).unlink(missing_ok=True)
         self.connection.close()
 
 

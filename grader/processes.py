@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +38,11 @@ def runs_root() -> Path:
 FAST_ROOM_BYTES = 4 << 30  # a RAM-backed folder is used when it has this much free (slow-queries' cluster: ~0.3 GB)
 
 
-def fast_root() -> Path | None:
+def fast_root(create: bool = True) -> Path | None:
     """A folder in memory (tmpfs) for a run's PostgreSQL data, where the machine has one with room to spare:
     copying a template cluster there takes a tenth of the time it takes on disk. $LAB_FAST_DIR names another
-    (empty: none); None when there is none, and the data stays in the run's folder."""
+    (empty: none); None when there is none, and the data stays in the run's folder. With `create` false, the
+    folder is only named (it may not exist): for removing, never for a new run's data."""
     chosen = os.environ.get("LAB_FAST_DIR")
     if chosen is not None:
         base = Path(chosen) if chosen else None
@@ -52,16 +53,27 @@ def fast_root() -> Path | None:
             room = os.statvfs(base.parent)
         except OSError:
             return None
-        if room.f_bavail * room.f_frsize < FAST_ROOM_BYTES:
+        if create and room.f_bavail * room.f_frsize < FAST_ROOM_BYTES:
             return None
-    if base is None:
-        return None
+    if base is None or not create:
+        return base
     try:
         base.mkdir(parents=True, exist_ok=True)
         base.chmod(0o711)  # PostgreSQL's user passes through to its own folder
     except OSError:
         return None
     return base
+
+
+def _remove_fast_folders(folders) -> None:
+    """Remove runs' folders in memory, then the in-memory root itself once no run has a folder there (our own
+    root, not one $LAB_FAST_DIR names). A run making its folder meanwhile makes the root again (copy_cluster)."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    root = fast_root(create=False)
+    if root is not None and os.environ.get("LAB_FAST_DIR") is None:
+        with suppress(OSError):
+            root.rmdir()  # fails while another run's data is there
 
 
 def free_port() -> int:
@@ -187,9 +199,8 @@ class RunDirectory:
         from grader.sandbox import release_app_uid, run_processes
 
         self.stop_all()
-        root = fast_root()
-        for folder in root.glob(f"{self.path.name}-*") if root is not None else ():
-            shutil.rmtree(folder, ignore_errors=True)
+        root = fast_root(create=False)
+        _remove_fast_folders(root.glob(f"{self.path.name}-*") if root is not None and root.is_dir() else ())
         shutil.rmtree(self.path, ignore_errors=True)
         if self.app_uid is not None and not run_processes(self.path, self.app_uid):
             release_app_uid(self.path.parent, self.app_uid)  # else kept: no later run gets a uid still in use
@@ -244,12 +255,12 @@ def reap_abandoned_runs() -> list[Path]:
             continue  # removed meanwhile by its own run
         RunDirectory(run, app_uid=owner["app_uid"] if owner else None).remove()
         reaped.append(run)
-    root = fast_root()
-    for folder in sorted(root.glob("run-*")) if root is not None else ():
+    root = fast_root(create=False)
+    for folder in sorted(root.glob("run-*")) if root is not None and root.is_dir() else ():
         owner_run = runs_root() / "-".join(folder.name.split("-")[:2])  # run-XXXXXXXX-NAME: run-XXXXXXXX
         try:
             if not owner_run.exists() and time.time() - folder.stat().st_mtime > 60:
-                shutil.rmtree(folder, ignore_errors=True)  # its run's folder is gone: nothing else will
+                _remove_fast_folders([folder])  # its run's folder is gone: nothing else will remove it
                 reaped.append(folder)
         except OSError:
             continue

@@ -13,13 +13,23 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from grader.checkkit import Client, Database, Expect, Failure, Inconclusive, LabContext, LoadCheck
+from grader.checkkit import (
+    Client,
+    Database,
+    Expect,
+    Failure,
+    Inconclusive,
+    LabContext,
+    LoadCheck,
+    share_grader_backends,
+)
 from grader.faults import BROKE_DATABASE_HINT, service_faults
 
 _KEY = pytest.StashKey[dict[str, Any]]()
@@ -44,6 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "figures": {},           # check id -> the figures it measured, for the report
         "results": os.fdopen(config.getoption("--lab-results-fd"), "w", encoding="utf-8", closefd=False),
     }
+    if context.get("work_dir"):  # several checks processes: each one's connections are the grader's, not the app's
+        share_grader_backends(Path(context["work_dir"]) / "grader-backends")
 
 
 def _state(config: pytest.Config) -> dict[str, Any]:
@@ -101,7 +113,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     state = _state(session.config)
     _append(session.config, {"ready": True, "worker": session.config.getoption("--lab-worker")})
     with os.fdopen(descriptor, "r", encoding="utf-8") as orders:
-        for line in orders:
+        state["orders"] = orders  # a check that lets go of its locks reads here when it has them back
+        while line := orders.readline():
             order = json.loads(line)
             item = items.get(order["run"])
             if item is not None:
@@ -220,6 +233,39 @@ def load(request: pytest.FixtureRequest, lab: LabContext, figures: dict[str, Any
 def progress(pytestconfig: pytest.Config) -> Callable[[str], None]:
     """Shows a line of a long check's live progress (a load run) to the learner."""
     return lambda line: _append(pytestconfig, {"progress": line})
+
+
+@pytest.fixture
+def locks(request: pytest.FixtureRequest) -> CheckLocks:
+    """The check's lab.toml `locks`, to let go of while it waits on nothing they guard (`with locks.released():`)."""
+    check_id = _check_id(request.node)
+    spec = next(check for check in _state(request.config)["context"]["checks"] if check["id"] == check_id)
+    return CheckLocks(request.config, tuple(spec.get("locks", ())))
+
+
+class CheckLocks:
+    """A running check's locks (grader.scheduler): checks naming one never overlap, except while it lets go."""
+
+    def __init__(self, config: pytest.Config, names: tuple[str, ...]):
+        self.config, self.names = config, names
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Other checks naming these locks may run while the block does; they are taken back after it, waiting
+        for those checks to end (and no new one starts). Outside the grader's scheduler (one check at a time), it
+        changes nothing."""
+        orders = _state(self.config).get("orders")
+        if orders is None or not self.names:
+            yield
+            return
+        _append(self.config, {"release": list(self.names)})
+        try:
+            yield
+        finally:
+            _append(self.config, {"take_back": list(self.names)})
+            line = orders.readline()  # the runner sends nothing else to a worker whose check runs
+            if not line or not json.loads(line).get("granted"):
+                raise RuntimeError(f"the grader did not give the locks {list(self.names)} back: {line!r}")
 
 
 @pytest.fixture(scope="session")

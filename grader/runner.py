@@ -47,7 +47,8 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
     schedule = Schedule(lab.checks, workers=lab.parallel, selected=only)
     context_path = run.private / "check-context.json"
     context = {**context, "work_dir": str(run.private / "check-work"),
-               "checks": [{"id": check.id, "depends_on": list(check.depends_on)} for check in lab.checks]}
+               "checks": [{"id": check.id, "depends_on": list(check.depends_on), "locks": list(check.locks)}
+                          for check in lab.checks]}
     context_path.write_text(json.dumps(context, default=str))
     records: dict[str, dict] = {}
     missing = {"status": "error", "message": "the hidden checks stopped before this one ran (see .lab/logs/checks.log)"}
@@ -85,6 +86,8 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
                 break
             if schedule.home not in {worker.number for worker in alive}:
                 schedule.home = alive[0].number
+            for number in schedule.grants():  # before new checks: a lock taken back goes to the check that let go
+                [worker for worker in workers if worker.number == number][0].send({"granted": True})
             idle = [worker.number for worker in alive if worker.ready and worker.number not in schedule.running]
             for number, check_id in schedule.next_for(idle):
                 running = [worker for worker in workers if worker.number == number][0]
@@ -98,6 +101,10 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
                     worker.ready = True
                     if timings is not None and "pytest start" not in timings:
                         timings["pytest start"] = time.monotonic() - started
+                elif "release" in message:
+                    schedule.release(worker.number, message["release"])
+                elif "take_back" in message:
+                    schedule.take_back(worker.number, message["take_back"])
                 elif "done" in message:
                     check_id = schedule.free(worker.number)
                     if check_id is not None and check_id not in records:
@@ -165,8 +172,12 @@ class Worker:
         return self.process.poll() is None
 
     def dispatch(self, check_id: str, passed: list[str]) -> None:
+        self.send({"run": check_id, "passed": passed})
+
+    def send(self, order: dict[str, Any]) -> None:
+        """One line on its orders pipe: a check to run, or the locks its running check asked to take back."""
         try:
-            os.write(self.orders, (json.dumps({"run": check_id, "passed": passed}) + "\n").encode())
+            os.write(self.orders, (json.dumps(order) + "\n").encode())
         except OSError:  # it has just died: the loop sees it
             pass
 

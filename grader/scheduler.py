@@ -3,7 +3,9 @@
 Pure logic, driven by the runner. A lab's `[grading] parallel` workers (pytest processes) take checks in
 the order lab.toml declares them, each as soon as:
 - every check it depends on has passed (one that did not makes it a skip, decided here, never run);
-- no check runs that holds a lock it names (`locks`: checks that share state never overlap);
+- no check runs that holds a lock it names (`locks`: checks that share state never overlap). A running check
+  may let go of its locks while it waits on nothing shared (`release`), and take them back (`take_back`): it
+  gets them as soon as the checks started meanwhile have ended, and no check naming them starts before;
 - it is `alone` (it measures speed or memory, or reads the whole of a table others write): nothing else
   runs; and while it runs, nothing starts beside it. Alone checks go to the first worker, so the session
   fixtures they share (one load run feeding every check that judges it) are made once.
@@ -37,6 +39,8 @@ class Schedule:
     status: dict[str, str] = field(default_factory=dict)  # check id -> status, once it has a record
     running: dict[int, str] = field(default_factory=dict)  # worker -> the check it runs
     home: int = FIRST_WORKER  # the worker of alone checks (another once it has died)
+    released: dict[int, set[str]] = field(default_factory=dict)  # worker -> locks its check let go of for now
+    wanted: dict[int, set[str]] = field(default_factory=dict)  # worker -> released locks its check waits to get back
 
     def __post_init__(self) -> None:
         wanted = closure(self.checks, self.selected) if self.selected is not None else None
@@ -54,7 +58,50 @@ class Schedule:
 
     def free(self, worker: int) -> str | None:
         """The worker is free again (its check ended, with or without a record); returns the check it had."""
+        self.released.pop(worker, None)
+        self.wanted.pop(worker, None)
         return self.running.pop(worker, None)
+
+    def release(self, worker: int, locks: Iterable[str]) -> None:
+        """The worker's check lets go of these of its locks while it waits on nothing they guard."""
+        check = self._running_check(worker)
+        if check is not None:
+            self.released.setdefault(worker, set()).update(set(locks) & set(check.locks))
+
+    def take_back(self, worker: int, locks: Iterable[str]) -> None:
+        """The worker's check wants back locks it let go of; `grants` says when it has them."""
+        if worker in self.running:
+            self.wanted.setdefault(worker, set()).update(set(locks) & self.released.get(worker, set()))
+
+    def grants(self) -> list[int]:
+        """The workers whose checks get back every lock they asked for, now that no other running check holds one.
+
+        A worker asking for nothing it let go of is answered at once, so a check never waits for nothing."""
+        granted = []
+        for worker in sorted(self.wanted):
+            wanted = self.wanted[worker]
+            if not wanted & self._held(except_worker=worker, waited_for=False):
+                self.released.get(worker, set()).difference_update(wanted)
+                del self.wanted[worker]
+                granted.append(worker)
+        return granted
+
+    def _running_check(self, worker: int) -> CheckSpec | None:
+        check_id = self.running.get(worker)
+        return next((check for check in self.checks if check.id == check_id), None)
+
+    def _held(self, except_worker: int | None = None, waited_for: bool = True) -> set[str]:
+        """The locks the running checks hold now (not those let go of), and (`waited_for`) those they wait to
+        take back: no check that names one starts meanwhile."""
+        held: set[str] = set()
+        for worker in self.running:
+            check = self._running_check(worker)
+            if worker != except_worker and check is not None:
+                held |= set(check.locks) - self.released.get(worker, set())
+        for worker, wanted in self.wanted.items() if waited_for else ():
+            if worker != except_worker:
+                held |= wanted
+        return held
 
     def skips(self) -> list[Skip]:
         """The pending checks that will never run, because a check they depend on has ended without passing."""
@@ -88,7 +135,7 @@ class Schedule:
                     continue
                 worker = self.home
             else:
-                if any(set(check.locks) & set(other.locks) for other in running):
+                if set(check.locks) & self._held():
                     continue
                 worker = idle[0]
             idle.remove(worker)

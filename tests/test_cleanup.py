@@ -100,8 +100,13 @@ def test_a_signal_mid_check_leaves_nothing_behind(signum: int, exit_code: int, f
     assert all(port_is_closed(port) for port in ports)
 
 
+def shared_memory_segments() -> set[Path]:
+    """PostgreSQL's POSIX shared memory segments: a killed server would leave them in /dev/shm for good."""
+    return set(Path("/dev/shm").glob("PostgreSQL.*"))
+
+
 def test_a_run_after_a_killed_one_cleans_up_what_it_left(fixed_workspace: Path, run_lab, tmp_path: Path):
-    dirs_before, pids_before = run_dirs(), run_processes()
+    dirs_before, pids_before, segments_before = run_dirs(), run_processes(), shared_memory_segments()
     process = start_check(fixed_workspace)
     try:
         _, run_dir = wait_for_checks(process, dirs_before)
@@ -123,3 +128,24 @@ def test_a_run_after_a_killed_one_cleans_up_what_it_left(fixed_workspace: Path, 
     while time.monotonic() < deadline and run_processes() & left:
         time.sleep(0.1)
     assert not run_processes() & left, "the next run did not stop the killed run's processes"
+    assert not shared_memory_segments() - segments_before, "a killed PostgreSQL left shared memory behind"
+
+
+def test_the_last_run_of_a_runs_folder_removes_its_folder_in_memory(tmp_path: Path, monkeypatch):
+    from grader.processes import RunDirectory, fast_root
+
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("LAB_FAST_DIR", raising=False)
+    if fast_root() is None:
+        pytest.skip("no room in /dev/shm: runs keep their data on disk")
+    first, second = RunDirectory.create(), RunDirectory.create()
+    for run in (first, second):
+        data = run.fast("postgres-data")
+        data.mkdir()
+        (data / "PG_VERSION").write_text("15")
+    root = fast_root(create=False)
+    first.remove()
+    assert root.is_dir() and second.fast("postgres-data").is_dir(), "another run's data went with the first run"
+    second.remove()
+    assert not root.exists(), "an empty folder in memory stayed after the last run"
+

@@ -90,3 +90,33 @@ def test_a_partial_run_takes_the_named_checks_and_everything_they_depend_on():
     schedule = Schedule(checks, workers=1, selected=frozenset({"c"}))
     assert schedule.left_out == ["d", "e"]
     assert run_to_end(schedule) == [{"a"}, {"b"}, {"c"}]
+
+
+def test_a_check_that_lets_go_of_its_lock_while_it_waits_lets_the_others_run_and_gets_it_back_first():
+    checks = (spec("ttl", locks=("stores",)), spec("a", locks=("stores",)), spec("b", locks=("stores",)), spec("c"))
+    schedule = Schedule(checks, workers=2)
+    assert schedule.next_for([0, 1]) == [(0, "ttl"), (1, "c")]
+    schedule.finish("c", "pass")
+    schedule.free(1)
+    assert schedule.next_for([1]) == [], "the lock is held"
+    schedule.release(0, ["stores"])
+    assert schedule.next_for([1]) == [(1, "a")]
+    schedule.take_back(0, ["stores"])
+    assert schedule.grants() == [], "a still holds it"
+    schedule.finish("a", "pass")
+    schedule.free(1)
+    assert schedule.next_for([1]) == [], "b waits: the lock goes back to the check that let go of it first"
+    assert schedule.grants() == [0]
+    assert schedule.next_for([1]) == []
+    schedule.finish("ttl", "pass")
+    schedule.free(0)
+    assert schedule.next_for([0, 1]) == [(0, "b")]
+
+
+def test_taking_back_a_lock_never_let_go_of_is_granted_at_once():
+    schedule = Schedule((spec("a", locks=("x",)), spec("b")), workers=2)
+    assert schedule.next_for([0, 1]) == [(0, "a"), (1, "b")]
+    schedule.take_back(0, ["x"])
+    assert schedule.grants() == [0]
+    schedule.release(0, ["not-its-own"])
+    assert schedule.released.get(0) == set(), "a check lets go only of the locks it names"

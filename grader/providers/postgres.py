@@ -42,6 +42,8 @@ TEST_SETTINGS = {
     # The server's own count of the statements each request runs, for evidence the app cannot hide or fake.
     "shared_preload_libraries": "pg_stat_statements",
     "unix_socket_directories": "",
+    # Shared memory segments in the data folder, removed with it: POSIX ones (/dev/shm) outlive a killed server.
+    "dynamic_shared_memory_type": "mmap",
     "listen_addresses": "127.0.0.1",
 }
 
@@ -141,9 +143,11 @@ def copy_cluster(source: Path, target: Path, binaries: PostgresBinaries | None =
             return set()
         return {name for name in names if WAL_SEGMENT.fullmatch(name) and name != needed}
 
-    shutil.copytree(source, target, symlinks=True, ignore=unneeded)
+    shutil.copytree(source, target, symlinks=True, ignore=unneeded)  # makes the parent again if a run removed it
     _chown_tree(target, server_user())
     target.chmod(0o700)
+    if target.parent.stat().st_uid == os.getuid():
+        target.parent.chmod(0o711)  # the server's user passes through to its data
 
 
 WAL_SEGMENT = re.compile(r"[0-9A-F]{24}")

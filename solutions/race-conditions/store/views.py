@@ -138,23 +138,31 @@ def create_transfer(request):
     amount = incoming.validated_data["amount"]
     source_id, target_id = incoming.validated_data["source"], incoming.validated_data["target"]
 
+    # The risk check first, outside any lock: it reads nothing of ours and takes 20 ms, and a row lock held
+    # across it would make every transfer of a wallet wait for the others' round trips. A look at the two
+    # wallets before it answers 404 and a plain shortfall at once, without a round trip for nothing.
+    wallets = Wallet.objects.in_bulk([source_id, target_id])
+    for wallet_id in (source_id, target_id):
+        if wallet_id not in wallets:
+            raise Http404("No Wallet matches the given query.")
+    if wallets[source_id].balance < amount:
+        return Response({"detail": "insufficient funds"}, status=status.HTTP_409_CONFLICT)
+    gateway.screen_transfer(source_id, target_id, amount)
+
     with transaction.atomic():
         # Both rows stay locked until commit, so no other transfer or top-up can change them
         # between the check and the save. Locking in primary-key order, whatever the direction,
         # means two opposite transfers queue for the same first row instead of each holding
-        # the row the other one waits for (a deadlock).
+        # the row the other one waits for (a deadlock). The balances read above may be stale by
+        # now: only what is read under the lock decides.
         locked = Wallet.objects.select_for_update().filter(id__in=[source_id, target_id]).order_by("id")
         wallets = {wallet.id: wallet for wallet in locked}
-        for wallet_id in (source_id, target_id):
-            if wallet_id not in wallets:
-                raise Http404("No Wallet matches the given query.")
         source, target = wallets[source_id], wallets[target_id]
 
         if source.balance < amount:
             return Response({"detail": "insufficient funds"}, status=status.HTTP_409_CONFLICT)
         if target.balance + amount > LARGEST_BALANCE:
             return Response({"detail": "balance limit"}, status=status.HTTP_409_CONFLICT)
-        gateway.screen_transfer(source.id, target.id, amount)
         source.balance -= amount
         target.balance += amount
         source.save(update_fields=["balance"])
