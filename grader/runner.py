@@ -89,6 +89,13 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
             for number in schedule.grants():  # before new checks: a lock taken back goes to the check that let go
                 [worker for worker in workers if worker.number == number][0].send({"granted": True})
             idle = [worker.number for worker in alive if worker.ready and worker.number not in schedule.running]
+            for number in schedule.retired(idle):
+                # Nothing is left for it (only alone checks, which the home worker runs): it ends now, its
+                # session fixtures and database connection with it, before anything measures the service.
+                retiring = [worker for worker in workers if worker.number == number][0]
+                retiring.stop(wait=True)
+                retiring.exited = True
+                idle.remove(number)
             for number, check_id in schedule.next_for(idle):
                 running = [worker for worker in workers if worker.number == number][0]
                 running.dispatch(check_id, list(lab.check(check_id).depends_on))  # each one passed

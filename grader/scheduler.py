@@ -10,7 +10,9 @@ the order lab.toml declares them, each as soon as:
   runs; and while it runs, nothing starts beside it. Alone checks go to the first worker, so the session
   fixtures they share (one load run feeding every check that judges it) are made once.
 
-A check that waits (a token's lifetime, a TTL) then holds one worker while the others go on.
+A check that waits (a token's lifetime, a TTL) then holds one worker while the others go on. Once only alone
+checks are left, the other workers end (`retired`): nothing of theirs (a connection, memory) stays beside a check
+that measures.
 """
 
 from __future__ import annotations
@@ -102,6 +104,12 @@ class Schedule:
             if worker != except_worker:
                 held |= wanted
         return held
+
+    def retired(self, idle: Iterable[int]) -> list[int]:
+        """The idle workers no check left will ever go to: every pending check is alone (the home worker's)."""
+        if any(not check.alone for check in self.pending):
+            return []
+        return [worker for worker in idle if worker != self.home]
 
     def skips(self) -> list[Skip]:
         """The pending checks that will never run, because a check they depend on has ended without passing."""

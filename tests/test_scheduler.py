@@ -120,3 +120,15 @@ def test_taking_back_a_lock_never_let_go_of_is_granted_at_once():
     assert schedule.grants() == [0]
     schedule.release(0, ["not-its-own"])
     assert schedule.released.get(0) == set(), "a check lets go only of the locks it names"
+
+
+def test_workers_end_once_only_alone_checks_are_left():
+    checks = (spec("a"), spec("b"), spec("speed", alone=True), spec("memory", alone=True))
+    schedule = Schedule(checks, workers=2)
+    assert schedule.retired([0, 1]) == []
+    assert schedule.next_for([0, 1]) == [(0, "a"), (1, "b")]
+    for worker, check_id in ((0, "a"), (1, "b")):
+        schedule.finish(check_id, "pass")
+        schedule.free(worker)
+    assert schedule.retired([0, 1]) == [1], "only the home worker runs alone checks"
+    assert schedule.next_for([0]) == [(0, "speed")]
