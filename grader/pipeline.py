@@ -275,7 +275,7 @@ def _grade(lab: LabSpec, source: Path, provider: Provider, seed: int | None, rep
                         timings: dict[str, float] = {}
                         records, missing = run_checks(lab, run, context, deadline, reporter.record, reporter.progress,
                                                       only=frozenset(only) if only is not None else None,
-                                                      timings=timings)
+                                                      timings=timings, switches=prepared.services.switches)
                         stages.durations.update(timings)
                         failure = broken_services(prepared)
                     reporter.stage("teardown")

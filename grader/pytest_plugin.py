@@ -28,6 +28,8 @@ from grader.checkkit import (
     Inconclusive,
     LabContext,
     LoadCheck,
+    RedisEvidence,
+    ServiceControl,
     share_grader_backends,
 )
 from grader.faults import BROKE_DATABASE_HINT, service_faults
@@ -280,3 +282,31 @@ def db(lab: LabContext):
     database = Database(lab.database)
     yield database
     database.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(lab: LabContext):
+    """The run's Redis, read for evidence: the keys the app wrote, their TTLs, its memory and commands."""
+    evidence = RedisEvidence(lab.redis_url)
+    yield evidence
+    evidence.close()
+
+
+@pytest.fixture
+def services(request: pytest.FixtureRequest) -> ServiceControl:
+    """The run's services, to stop one for a while (`with services.stopped("redis"):`); the check is `alone`."""
+    config = request.config
+    orders = _state(config).get("orders")
+    restarted = []
+    if "redis_server" in request.fixturenames:
+        restarted.append(request.getfixturevalue("redis_server").reconnect)
+
+    def ask(message: dict[str, Any]) -> dict[str, Any]:
+        _append(config, message)
+        line = orders.readline()  # the runner sends nothing else to a worker whose check runs
+        if not line:
+            raise RuntimeError(f"the grader did not answer {message}")
+        return json.loads(line)
+
+    return ServiceControl(ask if orders is not None else None, tuple(restarted))
+

@@ -19,12 +19,13 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from grader.labspec import LabSpec
+from grader.errors import EnvironmentProblem
+from grader.labspec import SERVICES, LabSpec
 from grader.processes import RunDirectory, stop_group
 from grader.resources import PACKAGE_DIR, resources
 from grader.scheduler import Schedule
@@ -36,13 +37,14 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
                on_record: Callable[[dict[str, Any]], None] = lambda record: None,
                on_progress: Callable[[str], None] = lambda line: None,
                only: frozenset[str] | None = None, timings: dict[str, float] | None = None,
-               ) -> tuple[dict[str, dict], dict]:
+               switches: Mapping[str, ServiceSwitch] | None = None) -> tuple[dict[str, dict], dict]:
     """Run the checks until done or `deadline` (monotonic), up to `lab.parallel` at once (see grader.scheduler).
 
     Returns the records by check id, and the record that stands in for a check that has none.
     `on_progress` gets the live progress lines of long checks (a load run). `only`: a partial run of these
     checks and those they depend on; the others get no record. `timings` gets "pytest start": the seconds
-    until the first worker was ready to run a check.
+    until the first worker was ready to run a check. `switches`: the services a check may stop and start
+    again (grader.checkkit.services); one a check left stopped is started again when that check ends.
     """
     schedule = Schedule(lab.checks, workers=lab.parallel, selected=only)
     context_path = run.private / "check-context.json"
@@ -54,6 +56,7 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
     missing = {"status": "error", "message": "the hidden checks stopped before this one ran (see .lab/logs/checks.log)"}
     started = time.monotonic()
     workers: list[Worker] = []
+    outages = Outages(switches or {})
     wanted = min(lab.parallel, max(1, len(schedule.pending)))
 
     def take(record: dict[str, Any]) -> None:
@@ -81,6 +84,7 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
                     if check_id is not None and check_id not in records:
                         take({"id": check_id, "status": "error", "duration": 0.0, "evidence": {}, "hint": None,
                               "message": "the hidden checks stopped while this check ran (see .lab/logs/checks.log)"})
+            outages.end_unless_running(schedule.running)
             alive = [worker for worker in workers if not worker.exited]
             if not alive:
                 break
@@ -112,6 +116,8 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
                     schedule.release(worker.number, message["release"])
                 elif "take_back" in message:
                     schedule.take_back(worker.number, message["take_back"])
+                elif "service" in message:
+                    worker.send(outages.handle(worker.number, message["service"], message.get("action")))
                 elif "done" in message:
                     check_id = schedule.free(worker.number)
                     if check_id is not None and check_id not in records:
@@ -126,12 +132,63 @@ def run_checks(lab: LabSpec, run: RunDirectory, context: dict[str, Any], deadlin
     finally:
         for worker in workers:
             worker.stop(wait=schedule.done)  # cut short (time limit, Ctrl-C): stopped at once
+        outages.end_all()
         for worker in workers:
             for message in worker.pipe.read(timeout=0):
                 if "id" in message:
                     take(message)
             worker.pipe.close()
     return records, missing
+
+
+class ServiceSwitch(Protocol):
+    """A service of the run that a check may stop (as an outage would) and start again on the same address."""
+
+    def stop(self) -> None: ...
+
+    def start(self) -> None: ...
+
+
+class Outages:
+    """The services checks stopped, by the worker whose check asked: each is started again when it asks, or when
+    that check is no longer running (it ended, failed or its worker died), so an outage never outlives its check."""
+
+    def __init__(self, switches: Mapping[str, ServiceSwitch]):
+        self.switches = switches
+        self.stopped: dict[str, int] = {}  # service -> the worker that stopped it
+
+    def handle(self, worker: int, name: str, action: str | None) -> dict[str, Any]:
+        """Do what a check asked (stop or start `name`) and say how it went, as the answer the check waits for."""
+        switch = self.switches.get(name)
+        if switch is None:
+            return {"ok": False, "message": f"this provider cannot stop and start {name}" if name in SERVICES
+                    else f"there is no service called {name!r}"}
+        if action not in ("stop", "start"):
+            return {"ok": False, "message": f"unknown action {action!r}"}
+        try:
+            if action == "stop":
+                self.stopped[name] = worker
+            switch.stop() if action == "stop" else switch.start()
+        except (EnvironmentProblem, OSError) as error:
+            if action == "stop":
+                self._start(name)  # a stop that went wrong halfway leaves the service as it was
+            return {"ok": False, "message": str(error)}
+        if action == "start":
+            self.stopped.pop(name, None)
+        return {"ok": True}
+
+    def end_unless_running(self, running: Mapping[int, str]) -> None:
+        for name, worker in list(self.stopped.items()):
+            if worker not in running:
+                self._start(name)
+
+    def end_all(self) -> None:
+        for name in list(self.stopped):
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        self.stopped.pop(name, None)
+        self.switches[name].start()
 
 
 @dataclass

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import docker
 import pytest
+from testcontainers.core.network import Network
 
 from grader import catalog
+from grader.images import image_set
 from grader.labspec import load_lab
-from grader.providers.containers import LABEL_RUNS
-from grader.providers.docker import GLOBAL_SUBNETS
+from grader.processes import RunDirectory
+from grader.providers.containers import LABEL_RUNS, container_address, run_labels
+from grader.providers.docker import GLOBAL_SUBNETS, RedisSwitch, redis_container
 from grader.resources import resources
 
 from conftest import FIXTURES, as_at_a_terminal, docker_unavailable, overlay
@@ -202,3 +205,43 @@ def _wait_for_server(client: docker.DockerClient, process: subprocess.Popen, sec
                 return container
         time.sleep(0.2)
     raise AssertionError(f"no server container appeared (lab check exited {process.poll()})")
+
+
+def test_a_stopped_redis_container_refuses_at_once_by_name_and_comes_back_empty():
+    """A check's outage under docker: Redis's server stops inside its container, so the app's `redis` still
+    resolves and is refused at once (as a stopped local server is), and it answers again, empty, at the same
+    address."""
+    run = RunDirectory.create()
+    client = docker.from_env()
+    labels = run_labels(run)
+    network = Network(docker_network_kw={"labels": labels, "internal": True}).create()
+    server = redis_container(image_set().redis, network, labels)
+    probe = None
+    try:
+        server.start()
+        wrapped = server.get_wrapped_container()
+        address = container_address(wrapped, network.name)
+        assert wrapped.exec_run(["redis-cli", "set", "kept", "no"]).exit_code == 0
+        probe = client.containers.run(image_set().python, ["sleep", "120"], detach=True, labels=labels,
+                                      network=network.name)
+        connect = ("import socket, time; started = time.monotonic()\n"
+                   "try:\n    socket.create_connection(('redis', 6379), timeout=5).close(); print('answered')\n"
+                   "except OSError as error:\n    print(type(error).__name__)\n"
+                   "print(round(time.monotonic() - started, 2))")
+        switch = RedisSwitch(wrapped)
+        switch.stop()
+        outcome, seconds = probe.exec_run(["python3", "-c", connect]).output.decode().split()
+        assert outcome == "ConnectionRefusedError" and float(seconds) < 1.0, (outcome, seconds)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, 6379), timeout=3).close()
+        switch.start()
+        assert container_address(wrapped, network.name) == address
+        assert wrapped.exec_run(["redis-cli", "dbsize"]).output.strip() == b"0"
+        assert probe.exec_run(["python3", "-c", connect]).output.decode().split()[0] == "answered"
+    finally:
+        if probe is not None:
+            probe.remove(force=True)
+        server.stop()
+        network.remove()
+        client.close()
+        run.remove()

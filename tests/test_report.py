@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from grader import checkkit
+from grader.checkkit import load as load_checks
 from grader.calibration import Calibration, LoadFigures
 from grader.checkkit import Failure, LoadCheck, Reply, condensed, failure_line
 from grader.labspec import load_lab
@@ -166,7 +166,7 @@ def test_under_load_failing_on_errors_says_what_failed_per_endpoint(tmp_path: Pa
     profile = LoadProfile(users=4, spawn_rate=4, seconds=3)
     measured = replace(read_figures(saved / "locust_stats.csv", saved / "locust.json", profile),
                        failures=read_failures(saved / "locust_failures.csv"))
-    monkeypatch.setattr(checkkit, "run_load", lambda *args, **kwargs: measured)  # Locust's run, as it was saved
+    monkeypatch.setattr(load_checks, "run_load", lambda *args, **kwargs: measured)  # Locust's run, as it was saved
     figures: dict = {}
     reference = LoadFigures(rps=60.0, p50_ms=15.0, requests=190, failures=0).as_figures()
     load = LoadCheck("under-load", {"users": 4, "spawn_rate": 4, "seconds": 3, "locustfile": "locustfile.py",

@@ -8,9 +8,9 @@ Each yields `Services` for one run and removes what it made afterwards.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from grader.errors import UsageProblem
@@ -33,6 +33,8 @@ class Services:
     runtime: Runtime
     app_database: dict[str, Any] | None = None  # as the app reaches it, when that differs (a container network)
     app_redis_url: str | None = None
+    # The services a check may stop and start again on the same address (grader.runner.ServiceSwitch), by name.
+    switches: Mapping[str, Any] = field(default_factory=dict)
 
     def for_app(self) -> tuple[dict[str, Any], str]:
         return self.app_database or self.database, self.app_redis_url or self.redis_url

@@ -24,6 +24,7 @@ import random
 import secrets
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -57,6 +58,14 @@ DATABASE = "lab"
 # lives outside the official image's VOLUME (/var/lib/postgresql/data), so that a commit keeps it.
 TEMPLATE_PGDATA = "/var/lib/postgresql/lab-data"
 TEMPLATE_REPOSITORY = "nexus-labs/pgtpl"
+# Redis runs under a shell that starts it again unless a check has it stopped, so that a stopped Redis keeps its
+# container, address and name on the network and refuses connections at once, as a stopped local server does
+# (a stopped container's name fails to resolve only after seconds). The image's entrypoint serves as ever.
+REDIS_STOPPED_FLAG = "/tmp/lab-redis-stopped"
+REDIS_SUPERVISOR = (f"trap 'kill $server 2>/dev/null; exit 0' TERM INT; "
+                    f"while :; do if [ -e {REDIS_STOPPED_FLAG} ]; then sleep 0.05; continue; fi; "
+                    f"docker-entrypoint.sh redis-server & server=$!; wait $server; done")
+SWITCH_SECONDS = 10  # a Redis container's server stops or answers again within this
 LABEL_TEMPLATE = "org.nexus-labs.template"
 TEMPLATES_KEPT = 3  # per lab: a learner going back and forth between a few migration sets
 # Subnets for graded runs' internal networks: global addresses (ipaddress: is_global) of the AS112 anycast DNS
@@ -126,9 +135,7 @@ class DockerProvider:
                         .with_env("PGDATA", TEMPLATE_PGDATA)
                         .with_network(network).with_network_aliases(POSTGRES_ALIAS)
                         .with_command(["postgres", *settings]).with_kwargs(labels=labels))
-            redis_server = (RedisContainer(self.images.redis).with_network(network)
-                            .with_network_aliases(REDIS_ALIAS).with_kwargs(labels=labels)
-                            .waiting_for(ExecWaitStrategy(["redis-cli", "ping"]).with_poll_interval(READY_POLL)))
+            redis_server = redis_container(self.images.redis, network, labels)
             stack.callback(_stop_together, (postgres, redis_server))
             if not testcontainers_config.ryuk_disabled:
                 Reaper.get_instance()  # made once here: two starts at once would each try to make it
@@ -158,6 +165,7 @@ class DockerProvider:
                 redis_url=redis_url,
                 provider=self.name, runtime=runtime,
                 app_database=in_network, app_redis_url=f"redis://{REDIS_ALIAS}:6379/0",
+                switches={"redis": RedisSwitch(redis_server.get_wrapped_container())},
             )
 
     def _template_image(self, lab: LabSpec, recipe: TemplateRecipe) -> str:
@@ -180,6 +188,13 @@ class DockerProvider:
                 self.client.images.remove(image.id, noprune=False)
             except docker.errors.APIError:
                 pass  # a running check still uses it; a later run removes it
+
+
+def redis_container(image: str, network: Network, labels: dict[str, str]) -> RedisContainer:
+    """A run's Redis container (not started): named `redis` on the network, its server under REDIS_SUPERVISOR."""
+    return (RedisContainer(image).with_network(network).with_network_aliases(REDIS_ALIAS).with_kwargs(labels=labels)
+            .with_command(["sh", "-c", REDIS_SUPERVISOR])
+            .waiting_for(ExecWaitStrategy(["redis-cli", "ping"]).with_poll_interval(READY_POLL)))
 
 
 def _network(labels: dict[str, str], internal: bool) -> Network:
@@ -278,3 +293,36 @@ def _start(container, run: RunDirectory) -> None:
 
 def _print_to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+class RedisSwitch:
+    """The Redis server of a run's container, stopped for a check and started again (see REDIS_SUPERVISOR)."""
+
+    def __init__(self, container):
+        self.container = container
+
+    def stop(self) -> None:
+        self._run(["sh", "-c", f"touch {REDIS_STOPPED_FLAG} && redis-cli shutdown nosave >/dev/null 2>&1; true"])
+        self._until(answers=False)
+
+    def start(self) -> None:
+        self._run(["rm", "-f", REDIS_STOPPED_FLAG])
+        self._until(answers=True)
+
+    def _run(self, command: list[str]) -> tuple[int, bytes]:
+        try:
+            return self.container.exec_run(command)
+        except docker.errors.APIError as error:
+            raise EnvironmentProblem(f"The engine did not run {command[0]} in the Redis container: {error}",
+                                     "`lab doctor` checks the engine.") from None
+
+    def _until(self, answers: bool) -> None:
+        deadline = time.monotonic() + SWITCH_SECONDS
+        while time.monotonic() < deadline:
+            code, output = self._run(["redis-cli", "ping"])
+            if (code == 0 and b"PONG" in output) == answers:
+                return
+            time.sleep(READY_POLL)
+        raise EnvironmentProblem(f"Redis in its container did not {'answer again' if answers else 'stop'} "
+                                 f"within {SWITCH_SECONDS} s", "`lab doctor` checks the engine and images.")
+

@@ -66,7 +66,7 @@ class LocalProvider:
         with postgres, redis_server, public_address(run, graded) as public:
             yield Services(database=postgres.params(TEMPLATE_DB), redis_url=redis_server.get_connection_url(),
                            provider=self.name, runtime=LocalRuntime(run, public),
-                           app_database=postgres.app_params(TEMPLATE_DB))
+                           app_database=postgres.app_params(TEMPLATE_DB), switches={"redis": redis_server})
 
     def _clusters(self) -> Path:
         path = cache_dir() / "postgres"

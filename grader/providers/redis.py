@@ -75,19 +75,21 @@ class RedisServer:
         self.stop()
 
     def start(self) -> None:
+        """Start the server on a free port, or, started again after stop(), on the port it had (empty)."""
         user = server_user()
         folder = self.run.path / f"{self.name}-data"
         folder.mkdir(mode=0o700, exist_ok=True)
         _chown_tree(folder, user)
+        kept = self.port
         for _attempt in range(3):
-            self.port = free_port()
+            self.port = kept or free_port()
             command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                        "--appendonly", "no", "--daemonize", "no", "--dir", str(folder)]
             self.process = self.run.spawn(self.name, command, log=self.log, cwd=folder, **_as_server_user(user))
             if self._wait_ready():
                 return
             self.stop()
-        raise EnvironmentProblem(f"redis-server did not start: {tail(self.log)}",
+        raise EnvironmentProblem(f"redis-server did not start{f' again on port {kept}' if kept else ''}: {tail(self.log)}",
                                  "See the log above; `lab doctor` checks the installation.")
 
     def _wait_ready(self) -> bool:
