@@ -271,7 +271,9 @@ def run_service(obj: Context, provider: str | None, port: int | None) -> None:
                                       + "  (the log below is the first one's)")
                 for line in prepared.manifest if isinstance(prepared.manifest, list) else []:
                     obj.console.print(f"  {escape(line)}")
-                obj.console.print(f"  database: psql -h {database['host']} -p {database['port']} -U {database['user']} "
+                # The run's password is in the URL: over TCP every role needs one (grader/providers/postgres.py).
+                credentials = database["user"] + (f":{database['password']}" if database.get("password") else "")
+                obj.console.print(f"  database: psql postgresql://{credentials}@{database['host']}:{database['port']}/"
                                   f"{database['dbname']}\n  redis:    {prepared.services.redis_url}")
                 obj.console.print("[dim]This serves a copy of your code: stop and run again after you change it. "
                                   "Requests are logged below.[/dim]\n")

@@ -155,11 +155,17 @@ def test_lab_run_serves_demo_data_until_ctrl_c(workspace: Path):
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             lines.append(line)
-            if "(OTHER)" in line or not line:
+            if "  redis: " in line or not line:  # the last line about the run, after the demo data
                 break
         assert f"Serving race-conditions at http://127.0.0.1:{port}" in "".join(lines), "".join(lines)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/products/1/", timeout=10) as response:
             assert json.loads(response.read())["stock"] == 5
+        printed = [line.split("psql ", 1)[1].strip() for line in lines if "database: psql " in line]
+        assert printed, "".join(lines)
+        import psycopg
+
+        with psycopg.connect(printed[0], connect_timeout=10) as connection:  # the command it prints works as printed
+            assert connection.execute("SELECT stock FROM store_product WHERE id = 1").fetchone() == (5,)
     finally:
         process.send_signal(signal.SIGINT)
         try:

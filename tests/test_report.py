@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from grader.checkkit import load as load_checks
 from grader.calibration import Calibration, LoadFigures
 from grader.checkkit import Failure, LoadCheck, Reply, condensed, failure_line
+from grader.checkkit import load as load_checks
 from grader.labspec import load_lab
 from grader.load import LoadProfile, read_failures, read_figures
 from grader.report import print_summary
