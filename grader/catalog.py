@@ -15,9 +15,10 @@ def all_slugs() -> list[str]:
 
 
 def load(slug: str) -> LabSpec:
-    """The lab called `slug`; an unknown slug gets a "did you mean" and the list command."""
+    """The lab called `slug` (an in-progress one too, named by its author); an unknown slug gets a "did you
+    mean" and the list command."""
     slugs = all_slugs()
-    if slug not in slugs:
+    if slug not in slugs and slug not in lab_slugs(resources().labs, in_progress=True):
         close = difflib.get_close_matches(slug, slugs, n=1, cutoff=0.5)
         suggestion = f"Did you mean `{close[0]}`? " if close else ""
         where = os.environ.get(ROOT_VARIABLE)

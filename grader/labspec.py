@@ -16,6 +16,9 @@ from grader.errors import LabError, UsageProblem
 
 FORMAT_VERSION = 1
 DIFFICULTIES = ("beginner", "intermediate", "advanced")
+# A lab "in-progress" is in the tree, but not in the catalog: `lab list`, `lab verify` with no slug and the
+# test suite pass it by; an author grades it by name (`lab verify SLUG`, `lab start SLUG`), as Exercism's "wip".
+STATUSES = ("active", "in-progress")
 SERVICES = ("postgres", "redis")
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 CHECK_ID_RE = SLUG_RE
@@ -136,6 +139,7 @@ class LabSpec:
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     app_overrides: tuple[tuple[str, Any], ...] = ()  # Django settings set after the learner's, while graded
     parallel: int = 1  # at most this many hidden checks run at once ([grading] parallel)
+    status: str = "active"  # or "in-progress": not in the catalog (see STATUSES)
 
     @property
     def directory(self) -> Path:
@@ -212,8 +216,8 @@ class _Reader:
             raise self.error(key, f"must be true or false, got {value!r}")
         return value
 
-    def choice(self, key: str, choices: tuple[str, ...]) -> str:
-        value = self.string(key)
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
+        value = self.string(key, default)
         if value not in choices:
             raise self.error(key, f"must be one of {', '.join(choices)}; got {value!r}")
         return value
@@ -247,7 +251,7 @@ def load_lab(path: Path) -> LabSpec:
 
     top = _Reader(path, data)
     top.known_keys({
-        "format_version", "slug", "version", "title", "summary", "difficulty", "estimated_minutes",
+        "format_version", "slug", "version", "status", "title", "summary", "difficulty", "estimated_minutes",
         "concepts", "services", "hints", "starter_fails", "app", "server", "limits", "bench", "load", "data", "postgres", "grading",
         "checks",
     })
@@ -327,6 +331,7 @@ def load_lab(path: Path) -> LabSpec:
         postgres=PostgresSettings(max_connections=postgres.integer("max_connections", 0, minimum=0) or None),
         app_overrides=_read_overrides(app.subtable("overrides")),
         parallel=grading.integer("parallel", 1, minimum=1),
+        status=top.choice("status", STATUSES, "active"),
     )
 
 
@@ -399,6 +404,16 @@ def _read_checks(path: Path, raw: Any) -> list[CheckSpec]:
     return checks
 
 
-def lab_slugs(labs_dir: Path) -> list[str]:
-    """Slugs of the labs under labs_dir (every folder holding a lab.toml), sorted."""
-    return sorted(path.parent.name for path in labs_dir.glob("*/lab.toml"))
+def lab_slugs(labs_dir: Path, in_progress: bool = False) -> list[str]:
+    """Slugs of the labs under labs_dir (every folder holding a lab.toml), sorted; those whose `status` is
+    "in-progress" only when asked for."""
+    return sorted(path.parent.name for path in labs_dir.glob("*/lab.toml")
+                  if in_progress or _status(path) != "in-progress")
+
+
+def _status(path: Path) -> str:
+    """A lab.toml's `status`, read without the rest (a lab.toml that does not parse is the catalog's to report)."""
+    try:
+        return str(tomllib.loads(path.read_text(encoding="utf-8")).get("status", "active"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "active"

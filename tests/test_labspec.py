@@ -144,3 +144,27 @@ def test_app_overrides_are_set_after_the_learner_s_settings_while_graded_only(tm
             "`lab run` serves the learner's own settings"
     finally:
         run.remove()
+
+
+def test_an_in_progress_lab_is_out_of_the_catalog_but_graded_by_name(tmp_path: Path):
+    from grader import catalog
+
+    active = lab_slugs(resources().labs)
+    every = lab_slugs(resources().labs, in_progress=True)
+    in_progress = sorted(set(every) - set(active))
+    for slug in in_progress:
+        assert load_lab(resources().lab_dir(slug) / "lab.toml").status == "in-progress"
+        assert catalog.load(slug).slug == slug, "an author names it and gets it"
+    assert slug_of_every_listed_lab() == active
+    bad = tmp_path / "x" / "lab.toml"
+    bad.parent.mkdir()
+    bad.write_text((resources().lab_dir("race-conditions") / "lab.toml").read_text()
+                   .replace('slug = "race-conditions"', 'slug = "x"\nstatus = "draft"'))
+    with pytest.raises(LabSpecError, match="`status` must be one of active, in-progress; got 'draft'"):
+        load_lab(bad)
+
+
+def slug_of_every_listed_lab() -> list[str]:
+    from grader import catalog
+
+    return sorted(lab.slug for lab in catalog.load_all())
